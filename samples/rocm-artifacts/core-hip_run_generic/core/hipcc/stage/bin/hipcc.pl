@@ -1,0 +1,1 @@
+../share/hip/missing-hipcc.pl

@@ -1,0 +1,23 @@
+"""One small module per subcommand, each with ``configure_parser`` and ``execute``.
+
+A command module provides ``configure_parser(subparsers, name)`` which adds its parser and sets
+``execute`` as the parser default, and ``execute(args) -> int`` which calls one library function.
+"""
+
+from __future__ import annotations
+
+import argparse
+from types import ModuleType
+from typing import Protocol
+
+from wheelyard.cli import build, index
+
+
+class _Subparsers(Protocol):
+    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser: ...
+
+
+COMMANDS: dict[str, ModuleType] = {
+    "build": build,
+    "index": index,
+}

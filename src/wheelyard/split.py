@@ -1,0 +1,172 @@
+"""Plan which package owns every installed file of the selected artifacts.
+
+Each file is excluded by a named rule, owned by exactly one runtime package, or taken as
+devel-only content; anything else is an error listing the files. Ownership is tracked per
+package instance (:mod:`wheelyard.dedup`), and every family is planned from the generic
+artifacts plus its own only, so a multi-family build gives each family exactly what a
+single-family build would.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wheelyard.artifacts import Artifact, StagedFile
+from wheelyard.dedup import Ownership, PackageInstance
+from wheelyard.definitions import PackageDef, Profile
+from wheelyard.errors import SplitError
+from wheelyard.families import GENERIC, Family
+
+
+@dataclass(frozen=True, kw_only=True)
+class FamilyView:
+    """Everything a family ships: the merged installed tree of generic + family artifacts."""
+
+    family: Family
+    tree: dict[str, StagedFile]  # installed path -> file, excluded files left out
+    devel_only: tuple[StagedFile, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitPlan:
+    families: tuple[Family, ...]
+    ownership: Ownership
+    views: tuple[FamilyView, ...]
+    excluded: tuple[tuple[StagedFile, str], ...]  # (file, rule name)
+
+    def view(self, family: Family) -> FamilyView:
+        return next(view for view in self.views if view.family == family)
+
+
+def _runtime_candidates(profile: Profile, staged: StagedFile, *, family: str) -> list[PackageDef]:
+    name = staged.artifact
+    return [
+        package
+        for package in profile.runtime_packages()
+        if (package.scope == "family" or family == GENERIC)
+        and any(
+            rule.matches(name=name.name, component=name.component, family=family, path=staged.path)
+            for rule in package.takes
+        )
+    ]
+
+
+def _devel_takes(profile: Profile, staged: StagedFile, *, family: str) -> bool:
+    devel = profile.devel_package()
+    name = staged.artifact
+    return devel is not None and any(
+        rule.matches(name=name.name, component=name.component, family=family, path=staged.path)
+        for rule in devel.takes
+    )
+
+
+def _exclusion(profile: Profile, staged: StagedFile) -> str | None:
+    name = staged.artifact
+    for rule in profile.excludes:
+        if rule.matches(name=name.name, component=name.component, path=staged.path):
+            return rule.name
+    return None
+
+
+def plan_split(
+    profile: Profile, families: Sequence[Family], artifacts: Sequence[Artifact]
+) -> SplitPlan:
+    """Assign every file of ``artifacts`` (generic + the families') to its package."""
+    ownership = Ownership()
+    excluded: list[tuple[StagedFile, str]] = []
+    ambiguous: list[str] = []
+    unowned: list[str] = []
+    untaken: set[str] = set()
+    devel_only: dict[str, list[StagedFile]] = defaultdict(list)
+    trees: dict[str, dict[str, list[StagedFile]]] = {f.name: defaultdict(list) for f in families}
+    family_names = {family.name: family for family in families}
+
+    for artifact in sorted(artifacts, key=lambda a: a.name):
+        family = artifact.name.family
+        if family != GENERIC and family not in family_names:
+            continue
+        targets = [f for f in families if family in (GENERIC, f.name)]
+        shipped = 0
+        for staged in artifact.files:
+            rule = _exclusion(profile, staged)
+            if rule is not None:
+                excluded.append((staged, rule))
+                continue
+            candidates = _runtime_candidates(profile, staged, family=family)
+            if len(candidates) > 1:
+                keys = ", ".join(p.key for p in candidates)
+                ambiguous.append(f"{artifact.name}/{staged.path} (packages {keys})")
+                continue
+            for target in targets:
+                trees[target.name][staged.path].append(staged)
+            if candidates:
+                package = candidates[0]
+                instances = (
+                    [PackageInstance(definition=package, family=None)]
+                    if package.scope == "generic"
+                    else [PackageInstance(definition=package, family=f) for f in targets]
+                )
+                for instance in instances:
+                    ownership.add(instance, staged)
+                shipped += 1
+            elif _devel_takes(profile, staged, family=family):
+                for target in targets:
+                    devel_only[target.name].append(staged)
+                shipped += 1
+            else:
+                unowned.append(f"{artifact.name}/{staged.path}")
+        if (
+            artifact.files
+            and not shipped
+            and not all(_exclusion(profile, s) for s in artifact.files)
+        ):
+            untaken.add(str(artifact.name))
+
+    if ambiguous:
+        raise SplitError(
+            "files taken by more than one package",
+            ambiguous,
+            hint="narrow the [[package.take]] rules in packages.toml so one package takes each",
+        )
+    if untaken:
+        raise SplitError(
+            "artifacts that no package takes and no rule excludes",
+            sorted(untaken),
+            hint="add the artifact name to a package's take rules or an [[exclude]] rule",
+        )
+    if unowned:
+        raise SplitError(
+            "files that no package owns and no rule excludes",
+            unowned,
+            hint="extend a package's take rules (artifacts, components, paths) or add an "
+            "[[exclude]] rule with a reason",
+        )
+    clashes = [
+        f"{family}: {path} from " + " and ".join(sorted(str(s.artifact) for s in sources))
+        for family, tree in sorted(trees.items())
+        for path, sources in sorted(tree.items())
+        if len(sources) > 1
+    ]
+    if clashes:
+        raise SplitError(
+            "the same installed path comes from two artifacts of one family",
+            clashes,
+            hint="remove the file from one of the artifacts; wheelyard never lets one silently "
+            "overwrite the other",
+        )
+    views = tuple(
+        FamilyView(
+            family=family,
+            tree={path: sources[0] for path, sources in sorted(trees[family.name].items())},
+            devel_only=tuple(sorted(devel_only[family.name], key=lambda s: s.path)),
+        )
+        for family in families
+    )
+    return SplitPlan(
+        families=tuple(families),
+        ownership=ownership,
+        views=views,
+        excluded=tuple(sorted(excluded, key=lambda item: (str(item[0].artifact), item[0].path))),
+    )

@@ -1,0 +1,77 @@
+"""Build tiny real ELF files with the system C compiler, for the elf/rpath/closure tests.
+
+gcc is part of the development environment, so these tests never skip for want of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+BASE_C = "int base(void) { return 41; }\n"
+DEP_C = "int base(void);\nint dep(void) { return base() + 1; }\n"
+# strlen and __cxa_finalize: the architecture's oldest symbol versions (GLIBC_2.2.5 on x86_64).
+OLD_GLIBC_C = "#include <string.h>\nunsigned long measure(const char *s) { return strlen(s); }\n"
+MAIN_C = (
+    '#include <stdio.h>\nint dep(void);\nint main(void) { printf("%d\\n", dep()); return 0; }\n'
+)
+# The oldest glibc symbol version per machine, as a (major, minor) pair.
+BASELINE_GLIBC = {"x86_64": (2, 2), "aarch64": (2, 17), "ppc64le": (2, 17), "s390x": (2, 2)}
+LONG_DIR = "/nonexistent/a/rather/long/build/tree/path/that/leaves/room/for/new/entries"
+
+
+def compile_elf(
+    out: Path,
+    source: str,
+    *,
+    shared: bool = True,
+    soname: str | None = None,
+    needs: Sequence[Path] = (),
+    rpath: str | None = None,
+    new_dtags: bool = True,
+) -> Path:
+    """Compile ``source`` into ``out`` and link it against the libraries ``needs``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = out.parent / f".{out.name}.c"
+    src.write_text(source)
+    cmd = ["gcc", "-O0", "-fno-stack-protector", "-o", str(out), str(src)]
+    if shared:
+        cmd[1:1] = ["-shared", "-fPIC"]
+    if soname is not None:
+        cmd.append(f"-Wl,-soname,{soname}")
+    for lib in needs:
+        # -rpath-link lets ld find what those libraries need in turn, at link time only.
+        cmd += [f"-L{lib.parent}", f"-l:{lib.name}", f"-Wl,-rpath-link,{lib.parent}"]
+    if rpath is not None:
+        dtags = "--enable-new-dtags" if new_dtags else "--disable-new-dtags"
+        cmd.append(f"-Wl,{dtags},-rpath,{rpath}")
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stderr}")
+    src.unlink()
+    return out
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without LD_LIBRARY_PATH: libraries must be found through RUNPATH."""
+    return {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+
+
+def load_in_subprocess(library: Path, function: str) -> subprocess.CompletedProcess[str]:
+    """Load ``library`` with ctypes in a fresh interpreter and print ``function()``."""
+    code = f"import ctypes, sys\nlib = ctypes.CDLL(sys.argv[1])\nprint(lib.{function}())\n"
+    return subprocess.run(
+        [sys.executable, "-c", code, str(library)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=False,
+    )
