@@ -186,7 +186,11 @@ def _write(
         directory = staging / "dist" if wheel.family == GENERIC else staging / "dist" / wheel.family
         directory.mkdir(parents=True, exist_ok=True)
     specs = [w.spec(staging / "dist") for w in wheels]
-    total = sum(w.uncompressed_size() for w in wheels)
+    total = sum(
+        len(e.data) if e.data is not None else (e.source.stat().st_size if e.source else 0)
+        for spec in specs
+        for e in spec.entries
+    )
     with reporter.progress("writing wheels", total) as bar:
         return write_wheels(
             specs,

@@ -71,11 +71,6 @@ class PlannedWheel:
             path=directory / self.filename, dist_info=info, entries=self.entries + tuple(extra)
         )
 
-    def uncompressed_size(self) -> int:
-        return sum(
-            len(e.data) if e.data is not None else (e.source.stat().st_size if e.source else 0)
-            for e in self.entries
-        )
 
 
 def _tag(infos: list[elf.ElfInfo], profile: Profile) -> str:
@@ -108,6 +103,11 @@ def _expected_instances(
                 if not package.optional:
                     problems.append(f"{instance.dist_name}: no files at all")
                 continue
+            if family is not None and not any(
+                item.staged.artifact.family == family.name for item in payloads[instance]
+            ):
+                problems.append(f"{instance.dist_name}: nothing from {family.name} artifacts, "
+                                "only generic files")
             missing = [p for p in package.must_contain if not any(glob_match(p, f) for f in files)]
             if missing:
                 problems.append(f"{instance.dist_name}: nothing matches {', '.join(missing)}")
@@ -173,7 +173,9 @@ def plan_wheels(
                     profile, devel, devel_instance, mine, version, directory, _tag(infos, profile)
                 )
             )
-        wheels.append(_meta_wheel(profile, family, mine, devel_instance, payloads, version))
+        wheels.append(
+            _meta_wheel(profile, family, mine, devel_instance, payloads, elf_facts, version)
+        )
     _check_collisions(wheels)
     return wheels
 
@@ -288,6 +290,7 @@ def _meta_wheel(
     instances: list[PackageInstance],
     devel: PackageInstance | None,
     payloads: Mapping[PackageInstance, list[Payload]],
+    elf_facts: Mapping[Path, elf.ElfInfo | None],
     version: str,
 ) -> PlannedWheel:
     shipped = instances + ([devel] if devel is not None else [])
@@ -300,7 +303,9 @@ def _meta_wheel(
     for instance in instances:
         for item in payloads[instance]:
             short = _short_name(item.path)
-            if short and short not in libraries and not item.executable:
+            info = elf_facts.get(item.staged.source)
+            loadable = info is not None and info.elf_type == "ET_DYN" and not info.is_executable
+            if short and loadable and short not in libraries:
                 libraries[short] = {"package": instance.definition.key, "path": item.path}
         for script in instance.definition.console_scripts:
             scripts[script.name] = {
