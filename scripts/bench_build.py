@@ -77,9 +77,20 @@ def _big_library(work: Path, blob: Path, out: Path) -> None:
         "int rocsparse_version(void) { return hipGetVersion(); }\n"
     )
     subprocess.run(
-        ["cc", "-shared", "-fPIC", "-O1", "-o", str(out), "-Wl,-soname,librocsparse.so.1",
-         source.name, f"-L{hip_dir}", "-l:libamdhip64.so.7"],
-        cwd=work, check=True,
+        [
+            "cc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-o",
+            str(out),
+            "-Wl,-soname,librocsparse.so.1",
+            source.name,
+            f"-L{hip_dir}",
+            "-l:libamdhip64.so.7",
+        ],
+        cwd=work,
+        check=True,
     )
 
 
@@ -101,7 +112,7 @@ def make_tree(target: Path, size_mib: int) -> int:
         stage = _artifact(target, f"fft_lib_{family}")
         (stage / "lib").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(library, stage / "lib" / "librocsparse.so.1.0")
-        os.symlink("librocsparse.so.1.0", stage / "lib" / "librocsparse.so.1")
+        (stage / "lib" / "librocsparse.so.1").symlink_to("librocsparse.so.1.0")
         kernels = stage / "lib" / "rocsparse" / "library"
         kernels.mkdir(parents=True)
         _incompressible(kernels / f"kernels_{family}.co", per_family, seed=10 + index)
@@ -115,8 +126,10 @@ def make_tree(target: Path, size_mib: int) -> int:
     headers.mkdir(parents=True)
     rng = random.Random(4)
     for number in range(small_count):
-        body = "".join(f"#define HIP_BENCH_{number}_{i} {rng.randrange(1 << 30)}\n"
-                       for i in range(rng.randrange(20, 400)))
+        body = "".join(
+            f"#define HIP_BENCH_{number}_{i} {rng.randrange(1 << 30)}\n"
+            for i in range(rng.randrange(20, 400))
+        )
         (headers / f"header_{number:05d}.h").write_text(body)
     library.unlink()
     return sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and not p.is_symlink())
@@ -140,11 +153,29 @@ def floor(tree: Path, level: int) -> tuple[float, float, int]:
 
 def run_build(tree: Path, out: Path, jobs: int, level: int) -> tuple[float, float, int]:
     """(wall s, cpu s, peak RSS bytes) of one build in its own process."""
-    command = [sys.executable, "-m", "wheelyard", "build", *FAMILIES, "--artifacts", str(tree),
-               "--out", str(out), "--jobs", str(jobs), "--compression-level", str(level)]
+    command = [
+        sys.executable,
+        "-m",
+        "wheelyard",
+        "build",
+        *FAMILIES,
+        "--artifacts",
+        str(tree),
+        "--out",
+        str(out),
+        "--jobs",
+        str(jobs),
+        "--compression-level",
+        str(level),
+    ]
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, env={**os.environ, "CI": "true"})
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "CI": "true"},
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if status != 0:
@@ -173,8 +204,10 @@ def main() -> int:
             rows.append((f"wheelyard build --jobs {jobs}", wall, cpu, rss))
             outputs[jobs] = (out / "build-manifest.json").read_bytes()
         wheels = sum(p.stat().st_size for p in (base / "build-j2" / "dist").rglob("*.whl"))
-        print(f"input {floor_bytes / MIB:.0f} MiB; wheels {wheels / MIB:.0f} MiB; "
-              f"level {args.level}; {os.cpu_count()} cores")
+        print(
+            f"input {floor_bytes / MIB:.0f} MiB; wheels {wheels / MIB:.0f} MiB; "
+            f"level {args.level}; {os.cpu_count()} cores"
+        )
         print(f"{'run':42} {'wall s':>8} {'cpu s':>8} {'peak RSS':>10} {'x floor':>8}")
         for name, wall, cpu, rss in rows:
             peak = f"{rss / MIB:.0f} MiB" if rss is not None else "-"

@@ -80,6 +80,9 @@ class WheelSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class WrittenWheel:
+    """A finished wheel: its sha256 (hex) and size, entry count and bytes before compression
+    (RECORD included in both)."""
+
     path: Path
     sha256: str
     size: int
@@ -325,7 +328,11 @@ class _Writer:
             try:
                 files, size = self._write_wheel(plan)
             except OSError as exc:
-                raise WheelError(plan.temp, f"cannot write: {exc.strerror or exc}") from exc
+                raise WheelError(
+                    plan.spec.path,
+                    f"cannot write: {exc.strerror or exc}",
+                    hint="check the free space and permissions of the output directory",
+                ) from exc
             hashes.append((plan, files, size, self._pool.submit(_hash_and_size, plan.temp)))
         written = []
         for plan, files, size, future in hashes:

@@ -72,7 +72,6 @@ class PlannedWheel:
         )
 
 
-
 def _tag(infos: list[elf.ElfInfo], profile: Profile) -> str:
     platform = closure.platform_tag(infos, min_glibc=profile.min_glibc)
     return f"py3-none-{platform}" if platform else "py3-none-any"
@@ -106,8 +105,10 @@ def _expected_instances(
             if family is not None and not any(
                 item.staged.artifact.family == family.name for item in payloads[instance]
             ):
-                problems.append(f"{instance.dist_name}: nothing from {family.name} artifacts, "
-                                "only generic files")
+                problems.append(
+                    f"{instance.dist_name}: nothing from {family.name} artifacts, "
+                    "only generic files"
+                )
             missing = [p for p in package.must_contain if not any(glob_match(p, f) for f in files)]
             if missing:
                 problems.append(f"{instance.dist_name}: nothing matches {', '.join(missing)}")

@@ -11,7 +11,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import PROFILE, SAMPLE, make_artifact, run_wheelyard
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
