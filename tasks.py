@@ -38,7 +38,7 @@ def pipeline(
 
 @task(help={"dist": "directory to serve (default: build/dist)", "port": "port (default: 8000)"})
 def serve(c: Context, dist: str = "build/dist", port: int = 8000) -> None:
-    """Serve the index on 127.0.0.1 for pip/uv: --find-links http://127.0.0.1:PORT/FAMILY/."""
+    """Serve the index on 127.0.0.1: pip --find-links http://127.0.0.1:PORT/FAMILY/index.html."""
     if not Path(dist, "index.html").exists():
         raise Exit(f"{dist}/index.html is missing: run `invoke pipeline` first")
     c.run(f"{sys.executable} -m http.server {port} --bind 127.0.0.1 --directory {dist}", pty=False)

@@ -1,0 +1,355 @@
+"""``wheelyard index``: check a dist directory, plan its index pages, and write them.
+
+Plan, then apply: :func:`plan_index` reads the dist (and any index being merged), runs every
+check and renders every page in memory; :func:`write_index` then writes files one by one, each
+to a temporary name renamed into place, in an order where nothing links to a file not yet
+written: merged-in wheels, ``.metadata`` sidecars, simple pages, the landing page, and the flat
+``<family>/index.html`` pages last.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from wheelyard.errors import IndexError_, format_list
+from wheelyard.index import (
+    HTML_NAME,
+    JSON_NAME,
+    SIMPLE_DIR,
+    IndexFile,
+    LandingInfo,
+    Namespace,
+    Page,
+    flat_page_path,
+    namespaces_from,
+    plan_pages,
+    version_key,
+)
+from wheelyard.index_merge import (
+    ExistingIndex,
+    Fetch,
+    MergedNamespace,
+    merge_namespaces,
+    read_existing_index,
+    urllib_fetch,
+)
+from wheelyard.index_source import (
+    GENERIC,
+    MANIFEST_NAME,
+    LocalWheel,
+    WheelMetadata,
+    read_build_manifest,
+    read_wheel_metadata,
+    scan_dist,
+)
+
+DEFAULT_META_PROJECTS = ("rocm",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NamespaceSummary:
+    name: str
+    projects: int
+    files: int
+    kept: int
+    """Files listed only by the indexes merged from."""
+    size: int
+    flat_page: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexPlan:
+    dist: Path
+    imports: tuple[tuple[Path, str], ...]
+    """(source file, dist-relative destination) of files carried over from a merged directory."""
+    sidecars: tuple[Page, ...] = field(repr=False)
+    pages: tuple[Page, ...] = field(repr=False)
+    namespaces: tuple[NamespaceSummary, ...]
+
+
+def _samefile(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def _namespace_metas(
+    files: Sequence[IndexFile], metas: frozenset[str], metadata: Mapping[str, WheelMetadata]
+) -> list[tuple[IndexFile, WheelMetadata | None]]:
+    return [(item, metadata.get(item.location)) for item in files if item.project in metas]
+
+
+def check_requirements(
+    namespaces: Sequence[Namespace],
+    metadata: Mapping[str, WheelMetadata],
+    metas: frozenset[str],
+) -> None:
+    """Every family has a meta wheel, and every project its Requires-Dist names (any extra) is
+    in the same namespace at a matching version."""
+    missing: list[str] = []
+    for ns in namespaces:
+        listed = _namespace_metas(ns.files, metas, metadata)
+        if not listed:
+            missing.append(f"{ns.name}: no meta wheel ({', '.join(sorted(metas))})")
+        for meta, meta_data in listed:
+            if meta_data is None:
+                continue  # merged by URL: checked when it was first indexed
+            for line in meta_data.requires_dist:
+                try:
+                    requirement = Requirement(line)
+                except InvalidRequirement as error:
+                    raise IndexError_(
+                        f"{meta.location}: invalid Requires-Dist {line!r} ({error})",
+                        hint="rebuild the meta wheel",
+                    ) from None
+                name = canonicalize_name(requirement.name)
+                if not any(
+                    item.project == name
+                    and requirement.specifier.contains(item.version, prereleases=True)
+                    for item in ns.files
+                ):
+                    missing.append(f"{ns.name}: {meta.filename} requires {line}")
+    if missing:
+        raise IndexError_(
+            "the package set is incomplete:\n" + format_list(missing),
+            hint="build the missing wheels into dist/ (generic) or dist/<family>/, "
+            "e.g. rerun `wheelyard build` for those families, or remove the meta wheel",
+        )
+
+
+def _requirement(
+    metadata: Mapping[str, WheelMetadata], files: Sequence[IndexFile], metas: frozenset[str]
+) -> str:
+    """What the landing page tells people to install: the newest meta with all its extras."""
+    candidates = [f for f in files if f.project in metas and f.location in metadata]
+    if not candidates:
+        return LandingInfo().requirement
+    newest = metadata[max(candidates, key=lambda f: (version_key(f.version), f.filename)).location]
+    extras = ",".join(newest.provides_extra)
+    return f"{newest.name}[{extras}]" if extras else newest.name
+
+
+def _family_namespaces(
+    wheels: Sequence[LocalWheel], families: Iterable[str], problems: list[str]
+) -> dict[str, list[IndexFile]]:
+    """Each family's files: its own directory plus the generic wheels, each filename once."""
+    generic = [w.entry for w in wheels if w.namespace == GENERIC]
+    generic_names = {entry.filename for entry in generic}
+    namespaces: dict[str, list[IndexFile]] = {}
+    for family in sorted(families):
+        own = [w.entry for w in wheels if w.namespace == family]
+        problems.extend(
+            f"{family}/{entry.filename} is also in the generic files"
+            for entry in own
+            if entry.filename in generic_names
+        )
+        namespaces[family] = generic + own
+    return namespaces
+
+
+def _carry_over(
+    merged: Mapping[str, MergedNamespace],
+    *,
+    dist: Path,
+    on_disk: Mapping[str, str],
+    metadata: dict[str, WheelMetadata],
+    problems: list[str],
+) -> tuple[dict[str, list[IndexFile]], dict[str, Path]]:
+    """Files kept from merged directories: which to hard-link into ``dist``, with METADATA.
+
+    ``on_disk`` maps dist-relative paths already in ``dist`` to their sha256; ``metadata`` gets
+    the METADATA of every carried file (for its sidecar and the requirement check).
+    """
+    imports: dict[str, Path] = {}
+    files_by_ns: dict[str, list[IndexFile]] = {}
+    for name, merged_ns in merged.items():
+        updated: dict[str, IndexFile] = {}
+        for kept in merged_ns.kept:
+            entry = kept.entry
+            if kept.root is None:
+                continue  # merged by URL: linked where it is
+            if entry.location in on_disk:
+                if on_disk[entry.location] != entry.sha256:
+                    problems.append(f"{entry.location}: {kept.root} lists other bytes than {dist}")
+                continue
+            source = kept.root / entry.location
+            if _samefile(kept.root, dist) or not source.is_file():
+                problems.append(f"{entry.location}: listed by {kept.root} but the file is missing")
+                continue
+            if source.stat().st_size != entry.size:
+                problems.append(f"{source}: size differs from what its index lists")
+                continue
+            if entry.location not in metadata:
+                metadata[entry.location] = read_wheel_metadata(source)
+            imports[entry.location] = source
+            data = metadata[entry.location]
+            updated[entry.filename] = replace(
+                entry, requires_python=data.requires_python, metadata_sha256=data.sha256
+            )
+        files_by_ns[name] = [updated.get(f.filename, f) for f in merged_ns.files]
+    return files_by_ns, imports
+
+
+def plan_index(
+    *,
+    dist: Path,
+    manifest: Path | None = None,
+    merge_from: Sequence[str] = (),
+    base_url: str | None = None,
+    meta_projects: Sequence[str] = DEFAULT_META_PROJECTS,
+    fetch: Fetch = urllib_fetch,
+) -> IndexPlan:
+    """Read and check everything and render every page; writes nothing.
+
+    ``manifest`` defaults to ``build-manifest.json`` beside ``dist`` when there is one.
+    ``meta_projects`` (plus every ``kind: meta`` package of the manifest) name the meta
+    distributions whose requirements must be complete in each family.
+    """
+    manifest_path = manifest if manifest is not None else dist.parent / MANIFEST_NAME
+    build_manifest = None
+    if manifest is not None or manifest_path.is_file():
+        build_manifest = read_build_manifest(manifest_path)
+    existing: list[ExistingIndex] = [read_existing_index(src, fetch=fetch) for src in merge_from]
+    known = {  # an index merged in place already knows the hashes of the files in dist
+        entry.location: (entry.sha256, entry.size)
+        for ix in existing
+        if ix.root is not None and _samefile(ix.root, dist)
+        for files in ix.namespaces.values()
+        for entry in files
+        if not entry.is_remote
+    }
+    wheels = scan_dist(dist, build_manifest, known=known)
+    listed = build_manifest.files if build_manifest else ()
+    metas = frozenset(canonicalize_name(name) for name in meta_projects)
+    metas |= {canonicalize_name(f.package) for f in listed if f.kind == "meta"}
+    families = {w.namespace for w in wheels if w.namespace != GENERIC}
+    families.update(build_manifest.families if build_manifest else ())
+    if not families and not existing:
+        raise IndexError_(
+            f"{dist}: no family directories with wheels",
+            hint="run `wheelyard build FAMILY... --out DIR` and pass --dist DIR/dist",
+        )
+    problems: list[str] = []
+    merged = merge_namespaces(_family_namespaces(wheels, families, problems), existing)
+    metadata = {wheel.entry.location: wheel.metadata for wheel in wheels}
+    files_by_ns, imports = _carry_over(
+        merged,
+        dist=dist,
+        on_disk={wheel.entry.location: wheel.entry.sha256 for wheel in wheels},
+        metadata=metadata,
+        problems=problems,
+    )
+    if problems:
+        raise IndexError_(
+            "cannot index these files:\n" + format_list(problems),
+            hint="each filename may appear once per family namespace with one content, "
+            "and every listed file must exist",
+        )
+    namespaces = namespaces_from(files_by_ns)
+    check_requirements(namespaces, metadata, metas)
+    all_files = [f for ns in namespaces for f in ns.files]
+    landing = LandingInfo(requirement=_requirement(metadata, all_files, metas), base_url=base_url)
+    summaries = tuple(
+        NamespaceSummary(
+            name=ns.name,
+            projects=len(ns.projects),
+            files=len(ns.files),
+            kept=len(merged[ns.name].kept),
+            size=sum(f.size for f in ns.files),
+            flat_page=flat_page_path(ns.name),
+        )
+        for ns in namespaces
+    )
+    return IndexPlan(
+        dist=dist,
+        imports=tuple((imports[loc], loc) for loc in sorted(imports)),
+        sidecars=tuple(
+            Page(path=f"{loc}.metadata", data=metadata[loc].raw) for loc in sorted(metadata)
+        ),
+        pages=tuple(plan_pages(namespaces, landing=landing)),
+        namespaces=summaries,
+    )
+
+
+def _replace_atomically(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` through a temporary name; False if it already held it."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)  # noqa: PTH105 - the atomic rename is the point; keep it explicit
+    finally:
+        temporary.unlink(missing_ok=True)
+    return True
+
+
+def _import_file(source: Path, destination: Path) -> None:
+    """Hard link (or copy) ``source`` to ``destination`` through a temporary name."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
+        os.replace(temporary, destination)  # noqa: PTH105 - as above
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _remove_stale_pages(dist: Path, pages: Sequence[Page]) -> None:
+    """Drop simple pages of projects the index no longer lists (only files we write)."""
+    wanted = {page.path for page in pages}
+    for family in sorted({p.path.split("/")[0] for p in pages if f"/{SIMPLE_DIR}/" in p.path}):
+        for project_dir in sorted((dist / family / SIMPLE_DIR).iterdir()):
+            if not project_dir.is_dir():
+                continue
+            relative = f"{family}/{SIMPLE_DIR}/{project_dir.name}"
+            for name in (HTML_NAME, JSON_NAME):
+                if f"{relative}/{name}" not in wanted:
+                    (project_dir / name).unlink(missing_ok=True)
+            if not any(project_dir.iterdir()):
+                project_dir.rmdir()
+
+
+def write_index(plan: IndexPlan) -> int:
+    """Apply a plan; returns how many files changed on disk."""
+    changed = 0
+    for source, location in plan.imports:
+        _import_file(source, plan.dist / location)
+        changed += 1
+    for page in (*plan.sidecars, *plan.pages):
+        changed += _replace_atomically(plan.dist / page.path, page.data)
+    _remove_stale_pages(plan.dist, plan.pages)
+    return changed
+
+
+def make_index(
+    *,
+    dist: Path,
+    manifest: Path | None = None,
+    merge_from: Sequence[str] = (),
+    base_url: str | None = None,
+    fetch: Fetch = urllib_fetch,
+) -> IndexPlan:
+    """Check ``dist`` and write its index; the returned plan says what was written."""
+    plan = plan_index(
+        dist=dist, manifest=manifest, merge_from=merge_from, base_url=base_url, fetch=fetch
+    )
+    write_index(plan)
+    return plan
