@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import lzma
 import shutil
 import tarfile
@@ -297,3 +298,44 @@ def test_summary_is_printed(tmp_path: Path) -> None:
     for needle in ("rocm_sdk_core-7.10.0.dev0", "sha256", "ELF dependency closure", "wrote"):
         assert needle in text
     assert (tmp_path / "out" / "closure-report.json").is_file()
+
+
+def _library_needing(tmp_path: Path, artifacts: Path, needed: str) -> None:
+    from tests.unit._elfbuild import compile_elf
+
+    scratch = compile_elf(
+        tmp_path / "scratch" / needed, "int ext(void) { return 1; }\n", soname=needed
+    )
+    stage = make_artifact(artifacts, "rpp_lib_gfx120X-all", {}) / "stage" / "lib"
+    compile_elf(
+        stage / "librpp.so.1",
+        "int ext(void);\nint rpp(void) { return ext(); }\n",
+        soname="librpp.so.1",
+        needs=[scratch],
+    )
+
+
+def test_needed_library_found_nowhere(tmp_path: Path, artifacts: Path) -> None:
+    _library_needing(tmp_path, artifacts, "libnotthere.so.1")
+    _expect_failure(
+        tmp_path,
+        "gfx120X-all",
+        "--artifacts",
+        artifacts,
+        needles=(
+            "rocm-sdk-libraries-gfx120X-all/lib/librpp.so.1",
+            "libnotthere.so.1",
+            "allow_external",
+        ),
+    )
+
+
+def test_allowed_external_library_is_reported(tmp_path: Path, artifacts: Path) -> None:
+    _library_needing(tmp_path, artifacts, "libnuma.so.1")  # allowed in the ROCm profile
+    out = tmp_path / "out"
+    result = run_wheelyard("build", "gfx120X-all", "--artifacts", artifacts, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "external libraries expected on the system: libnuma.so.1" in result.stderr
+    report = json.loads((out / "closure-report.json").read_text())
+    assert report["external"] == ["libnuma.so.1"]
+    assert report["totals"]["external"] == 1
