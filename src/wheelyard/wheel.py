@@ -37,6 +37,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -262,7 +263,7 @@ def _stat_source(source: Path) -> FileIdentity:
         raise WheelError(source, "source file does not exist") from None
     except OSError as exc:
         raise WheelError(source, f"cannot read: {exc.strerror}") from exc
-    if not source.is_file():
+    if not stat.S_ISREG(st.st_mode):
         raise WheelError(source, "a wheel entry's source must be a regular file")
     return deflate.file_identity(st)
 
