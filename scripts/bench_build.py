@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,8 +66,15 @@ def _artifact(root: Path, name: str, stage: str = "stage") -> Path:
     return root / name / stage
 
 
-def _big_library(work: Path, blob: Path, out: Path) -> None:
-    """A real ELF shared library carrying ``blob`` in .rodata and needing libamdhip64."""
+STALE_RUNPATH = "/opt/rocm/lib:" + ":".join(f"/build/therock/stage/{n:02d}/lib" for n in range(8))
+
+
+def _big_library(work: Path, blob: Path, out: Path, *, runpath: bool) -> None:
+    """A real ELF shared library carrying ``blob`` in .rodata and needing libamdhip64.
+
+    With ``runpath``, it carries a long RUNPATH from its build tree, as many TheRock libraries
+    do; wheelyard then rewrites it in place. Without, a RUNPATH must be added (patchelf).
+    """
     hip_dir = next(SAMPLE.glob("core-hip_lib_generic/**/lib/libamdhip64.so.7")).parent
     source = work / "big.c"
     source.write_text(
@@ -88,6 +96,7 @@ def _big_library(work: Path, blob: Path, out: Path) -> None:
             source.name,
             f"-L{hip_dir}",
             "-l:libamdhip64.so.7",
+            *([f"-Wl,--enable-new-dtags,-rpath,{STALE_RUNPATH}"] if runpath else []),
         ],
         cwd=work,
         check=True,
@@ -105,13 +114,12 @@ def make_tree(target: Path, size_mib: int) -> int:
     small_count = 4000
     blob = work / "blob.bin"
     _incompressible(blob, big, seed=1)
-    library = work / "librocsparse.so.1.0"
-    _big_library(work, blob, library)
+    _big_library(work, blob, work / "librocsparse-no-runpath.so", runpath=False)
+    _big_library(work, blob, work / "librocsparse-runpath.so", runpath=True)
     blob.unlink()
     for index, family in enumerate(FAMILIES):
         stage = _artifact(target, f"fft_lib_{family}")
         (stage / "lib").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(library, stage / "lib" / "librocsparse.so.1.0")
         (stage / "lib" / "librocsparse.so.1").symlink_to("librocsparse.so.1.0")
         kernels = stage / "lib" / "rocsparse" / "library"
         kernels.mkdir(parents=True)
@@ -131,8 +139,16 @@ def make_tree(target: Path, size_mib: int) -> int:
             for i in range(rng.randrange(20, 400))
         )
         (headers / f"header_{number:05d}.h").write_text(body)
-    library.unlink()
+    use_library(target, runpath=False)
     return sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def use_library(tree: Path, *, runpath: bool) -> None:
+    """Put the big library variant into both families' artifacts."""
+    name = "librocsparse-runpath.so" if runpath else "librocsparse-no-runpath.so"
+    for family in FAMILIES:
+        target = tree / f"fft_lib_{family}" / "stage" / "lib" / "librocsparse.so.1.0"
+        shutil.copyfile(tree.parent / "bench-work" / name, target)
 
 
 def floor(tree: Path, level: int) -> tuple[float, float, int]:
@@ -151,12 +167,33 @@ def floor(tree: Path, level: int) -> tuple[float, float, int]:
     return time.perf_counter() - start, time.process_time() - cpu, total
 
 
-def run_build(tree: Path, out: Path, jobs: int, level: int) -> tuple[float, float, int]:
-    """(wall s, cpu s, peak RSS bytes) of one build in its own process."""
+_WRAPPER = """
+import resource, sys
+from wheelyard.__main__ import main
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as handle:
+    handle.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+sys.exit(code)
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    wall: float
+    cpu: float
+    rss_self: int | None = None  # the wheelyard process
+    rss_all: int | None = None  # the largest of it and its children (patchelf)
+
+
+def run_build(name: str, tree: Path, out: Path, jobs: int, level: int) -> Run:
+    """Time one build in its own process."""
+    rss_file = out.parent / f"{out.name}.rss"
     command = [
         sys.executable,
-        "-m",
-        "wheelyard",
+        "-c",
+        _WRAPPER,
+        str(rss_file),
         "build",
         *FAMILIES,
         "--artifacts",
@@ -181,7 +218,14 @@ def run_build(tree: Path, out: Path, jobs: int, level: int) -> tuple[float, floa
     if status != 0:
         error = process.stderr.read().decode() if process.stderr else ""
         raise SystemExit(f"build failed:\n{error}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+    # wait4 reports the largest RSS of the process and the children it waited for (patchelf).
+    return Run(
+        name=name,
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        rss_self=int(rss_file.read_text()),
+        rss_all=usage.ru_maxrss * 1024,
+    )
 
 
 def main() -> int:
@@ -196,23 +240,40 @@ def main() -> int:
         size = make_tree(tree, args.size_mib)
         print(f"tree: {size / MIB:.0f} MiB in {sum(1 for _ in tree.rglob('*'))} entries")
         floor_wall, floor_cpu, floor_bytes = floor(tree, args.level)
-        rows = [("zlib floor (1 core, every byte once)", floor_wall, floor_cpu, None)]
-        outputs = {}
+        runs = [Run(name="zlib floor (1 core, every byte once)", wall=floor_wall, cpu=floor_cpu)]
         for jobs in (1, 2):
-            out = base / f"build-j{jobs}"
-            wall, cpu, rss = run_build(tree, out, jobs, args.level)
-            rows.append((f"wheelyard build --jobs {jobs}", wall, cpu, rss))
-            outputs[jobs] = (out / "build-manifest.json").read_bytes()
+            runs.append(
+                run_build(
+                    f"build --jobs {jobs}, RUNPATH added",
+                    tree,
+                    base / f"build-j{jobs}",
+                    jobs,
+                    args.level,
+                )
+            )
+        use_library(tree, runpath=True)
+        runs.append(
+            run_build("build --jobs 2, RUNPATH rewritten", tree, base / "build-rp", 2, args.level)
+        )
         wheels = sum(p.stat().st_size for p in (base / "build-j2" / "dist").rglob("*.whl"))
         print(
             f"input {floor_bytes / MIB:.0f} MiB; wheels {wheels / MIB:.0f} MiB; "
             f"level {args.level}; {os.cpu_count()} cores"
         )
-        print(f"{'run':42} {'wall s':>8} {'cpu s':>8} {'peak RSS':>10} {'x floor':>8}")
-        for name, wall, cpu, rss in rows:
-            peak = f"{rss / MIB:.0f} MiB" if rss is not None else "-"
-            print(f"{name:42} {wall:8.1f} {cpu:8.1f} {peak:>10} {wall / floor_wall:8.2f}")
-        same = outputs[1] == outputs[2]
+        print(
+            f"{'run':40} {'wall s':>7} {'cpu s':>7} {'x floor':>8} {'RSS self':>9} "
+            f"{'RSS +patchelf':>14}"
+        )
+        for run in runs:
+            self_rss = f"{run.rss_self / MIB:.0f} MiB" if run.rss_self else "-"
+            all_rss = f"{run.rss_all / MIB:.0f} MiB" if run.rss_all else "-"
+            print(
+                f"{run.name:40} {run.wall:7.1f} {run.cpu:7.1f} {run.wall / floor_wall:8.2f} "
+                f"{self_rss:>9} {all_rss:>14}"
+            )
+        same = (base / "build-j1" / "build-manifest.json").read_bytes() == (
+            base / "build-j2" / "build-manifest.json"
+        ).read_bytes()
         print(f"--jobs 1 and --jobs 2 wrote identical wheels: {same}")
         return 0 if same else 1
     finally:

@@ -6,6 +6,7 @@ are moved into place only when everything succeeded, so a failed build leaves ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -81,7 +82,7 @@ def build(options: BuildOptions, *, reporter: Reporter) -> BuildResult:
         _move_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BuildResult(**{**result.__dict__, "out": out})
+    return dataclasses.replace(result, out=out)
 
 
 def _build_into(

@@ -183,14 +183,15 @@ def plan_wheels(
 
 def _metadata(
     profile: Profile,
-    definition: PackageDef,
+    *,
+    name: str,
+    summary: str,
     family: Family | None,
     version: str,
     requires: tuple[Requirement, ...],
 ) -> bytes:
-    summary = definition.summary_for(family)
     return Metadata(
-        name=definition.dist_name(family),
+        name=name,
         version=version,
         summary=summary,
         description=describe(summary, version, family, _install_hint(profile)),
@@ -245,7 +246,14 @@ def _runtime_wheel(
         kind="runtime",
         tag=_tag(infos, profile),
         entries=tuple(entries),
-        metadata=_metadata(profile, definition, family, version, requires),
+        metadata=_metadata(
+            profile,
+            name=instance.dist_name,
+            summary=definition.summary_for(family),
+            family=family,
+            version=version,
+            requires=requires,
+        ),
         entry_points=entry_points,
     )
 
@@ -281,7 +289,14 @@ def _devel_wheel(
         kind="devel",
         tag=tag,
         entries=entries,
-        metadata=_metadata(profile, definition, instance.family, version, requires),
+        metadata=_metadata(
+            profile,
+            name=instance.dist_name,
+            summary=definition.summary_for(instance.family),
+            family=instance.family,
+            version=version,
+            requires=requires,
+        ),
     )
 
 
@@ -339,17 +354,14 @@ def _meta_wheel(
             key=lambda r: (r.extra or "", r.name),
         )
     )
-    summary = f"{profile.summary} ({family.name})"
-    metadata = Metadata(
+    metadata = _metadata(
+        profile,
         name=profile.meta,
+        summary=f"{profile.summary} ({family.name})",
+        family=family,
         version=version,
-        summary=summary,
-        description=describe(summary, version, family, _install_hint(profile)),
-        requires_python=profile.requires_python,
-        license=profile.license,
-        homepage=profile.homepage,
         requires=requires,
-    ).render()
+    )
     return PlannedWheel(
         dist_name=profile.meta,
         version=version,

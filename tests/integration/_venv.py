@@ -34,12 +34,16 @@ print("\\n".join(sorted(path for path in mapped if path.startswith("/"))))
 
 def isolated_env(tmp: Path) -> dict[str, str]:
     """The caller's environment without installer, loader or Python path configuration."""
+    proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(_DROPPED_PREFIXES) and key not in _DROPPED
+        if not key.startswith(_DROPPED_PREFIXES)
+        and key not in _DROPPED
+        and key.lower() not in proxies
     }
     env.update(
+        NO_PROXY="127.0.0.1,localhost",
         PIP_CONFIG_FILE=os.devnull,
         PIP_DISABLE_PIP_VERSION_CHECK="1",
         PIP_NO_INPUT="1",

@@ -29,6 +29,7 @@ from packaging.version import Version
 from pypi_simple import IndexPage, ProjectPage
 from tests.conftest import run_wheelyard
 from tests.integration._synthetic_dist import make_synthetic_dist, namespace_hashes
+from tests.integration._venv import isolated_env
 
 pytestmark = pytest.mark.integration
 
@@ -141,24 +142,7 @@ def indexed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    """The caller's environment without any pip/uv/proxy configuration."""
-    dropped = ("PIP_", "UV_", "VIRTUAL_ENV", "CONDA_")
-    proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(dropped) and key.lower() not in proxies
-    }
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
-        PIP_NO_INPUT="1",
-        UV_NO_CONFIG="1",
-        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
-        NO_PROXY="127.0.0.1,localhost",
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-    )
-    return env
+    return isolated_env(tmp_path)
 
 
 def _run(cmd: Sequence[str | Path], env: Mapping[str, str]) -> str:
