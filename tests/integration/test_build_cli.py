@@ -339,3 +339,44 @@ def test_allowed_external_library_is_reported(tmp_path: Path, artifacts: Path) -
     report = json.loads((out / "closure-report.json").read_text())
     assert report["external"] == ["libnuma.so.1"]
     assert report["totals"]["external"] == 1
+
+
+def _profile_with(tmp_path: Path, old: str, new: str) -> Path:
+    profile = tmp_path / "profile"
+    shutil.copytree(PROFILE, profile)
+    text = (profile / "packages.toml").read_text()
+    assert old in text
+    (profile / "packages.toml").write_text(text.replace(old, new, 1))
+    return profile
+
+
+def test_dangling_symlink_is_an_error_when_the_profile_says_so(tmp_path: Path) -> None:
+    profile = _profile_with(tmp_path, 'dangling_symlinks = "warn"', 'dangling_symlinks = "error"')
+    _expect_failure(
+        tmp_path,
+        "gfx120X-all",
+        "--profile",
+        profile,
+        needles=("dangling symlinks", "bin/hipcc.pl -> ../share/hip/missing-hipcc.pl"),
+    )
+
+
+def test_two_wheels_installing_one_path_is_refused(tmp_path: Path) -> None:
+    # Uninstalling one of them would delete the other's file (verified on TheRock).
+    profile = _profile_with(
+        tmp_path,
+        'install_dir = "_rocm_sdk_libraries_{family_ident}"',
+        'install_dir = "_rocm_sdk_core"',
+    )
+    _expect_failure(
+        tmp_path,
+        "gfx120X-all",
+        "--profile",
+        profile,
+        needles=(
+            "more than one distribution",
+            "_rocm_sdk_core/__init__.py",
+            "rocm-sdk-core",
+            "rocm-sdk-libraries-gfx120X-all",
+        ),
+    )
