@@ -18,7 +18,7 @@ from wheelyard import closure, elf, rpath
 from wheelyard.artifacts import StagedFile
 from wheelyard.dedup import PackageInstance
 from wheelyard.definitions import Profile
-from wheelyard.devel import DevelEntry
+from wheelyard.devel import DevelEntry, runtime_link_target
 from wheelyard.errors import SplitError
 from wheelyard.families import GENERIC
 from wheelyard.links import Payload, TreeLinks, runtime_payload
@@ -177,8 +177,7 @@ def devel_entries(
             if item.path == links.stored_path(item.staged.path):
                 stored[item.path] = (instance, item)
     for path, (instance, item) in sorted(stored.items()):
-        depth = path.count("/") + 2  # from root/<dir>/ up to site-packages
-        target = "../" * depth + f"{instance.module}/{item.path}"
+        target = runtime_link_target(path, module=instance.module, module_path=item.path)
         source = runtime_sources.get((instance.dist_name, item.path), item.staged.source)
         entries[path] = DevelEntry(
             path=path, type="runtime-link", target=target, source=source, executable=item.executable

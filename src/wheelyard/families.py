@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +93,3 @@ class FamilyRegistry:
     def resolve(self, names: Iterable[str]) -> tuple[Family, ...]:
         """Look up the requested families, dropping repeats, in sorted order."""
         return tuple(self.get(name) for name in sorted(set(names)))
-
-
-def family_names(families: Sequence[Family]) -> list[str]:
-    return [family.name for family in families]

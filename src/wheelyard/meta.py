@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from wheelyard import __version__
 from wheelyard.definitions import Profile
@@ -142,7 +141,3 @@ def dist_info_document(
         "console_scripts": {key: dict(console_scripts[key]) for key in sorted(console_scripts)},
         "devel": dict(devel),
     }
-
-
-def template_files(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
