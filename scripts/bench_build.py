@@ -73,7 +73,7 @@ def _big_library(work: Path, blob: Path, out: Path, *, runpath: bool) -> None:
     """A real ELF shared library carrying ``blob`` in .rodata and needing libamdhip64.
 
     With ``runpath``, it carries a long RUNPATH from its build tree, as many TheRock libraries
-    do; wheelyard then rewrites it in place. Without, a RUNPATH must be added (patchelf).
+    do; wheelyard then rewrites it in place. Without, a RUNPATH must be added (appended).
     """
     hip_dir = next(SAMPLE.glob("core-hip_lib_generic/**/lib/libamdhip64.so.7")).parent
     source = work / "big.c"

@@ -80,7 +80,7 @@ def dependencies(instances: Iterable[PackageInstance]) -> dict[str, list[str]]:
 class RunpathResult:
     sources: dict[tuple[str, str], Path]  # (dist, stored path) -> file to store
     report: closure.ClosureReport
-    edits: dict[str, int]  # "unchanged" / "in-place" / "patchelf" -> count
+    edits: dict[str, int]  # "unchanged" / "in-place" / "appended" / "patchelf" -> count
 
 
 def fix_runpaths(
@@ -114,7 +114,7 @@ def fix_runpaths(
     closure.check_closure(report)
     sources: dict[tuple[str, str], Path] = {}
     todo: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, str], Path]]] = {}
-    edits = {"unchanged": 0, "in-place": 0, "patchelf": 0}
+    edits = {"unchanged": 0, "in-place": 0, "appended": 0, "patchelf": 0}
     for instance, files in sorted(payloads.items(), key=lambda kv: kv[0].sort_key()):
         for item in files:
             key = (instance.dist_name, item.path)
@@ -139,7 +139,7 @@ def fix_runpaths(
         )
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(users[0][1], target)
-        how = rpath.set_runpath(target, wanted)
+        how = rpath.set_runpath(target, wanted, append_min_size=profile.append_min_size)
         return how, target, [user for user, _ in users]
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -243,7 +243,8 @@ def summarize(result: BuildResult, reporter: Reporter) -> None:
     edits = result.runpath_edits
     reporter.line(
         f"RUNPATH: {edits.get('unchanged', 0)} already right, {edits.get('in-place', 0)} edited "
-        f"in place, {edits.get('patchelf', 0)} rewritten by patchelf"
+        f"in place, {edits.get('appended', 0)} appended, {edits.get('patchelf', 0)} rewritten by "
+        "patchelf"
     )
     if result.external:
         reporter.line("external libraries expected on the system: " + ", ".join(result.external))

@@ -151,6 +151,7 @@ class Profile:
     preload: tuple[str, ...]
     min_glibc: tuple[int, int]
     dangling_symlinks: Literal["error", "warn"]
+    append_min_size: int
     allow_external: frozenset[str]
     excludes: tuple[ExcludeRule, ...]
     packages: tuple[PackageDef, ...]
@@ -218,6 +219,12 @@ class _Reader:
             raise self.fail(where, f"'{key}' must be a non-empty string")
         return value
 
+    def size_mib(self, table: dict[str, Any], key: str, where: str, default: int) -> int:
+        value = table.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.fail(where, f"'{key}' must be a whole number of MiB, 0 or more")
+        return value
+
     def profile(self) -> Profile:
         top = self.data.get("profile")
         if not isinstance(top, dict):
@@ -249,6 +256,7 @@ class _Reader:
             preload=self.strings(top, "preload", "[profile]"),
             min_glibc=(2, int(match.group(1))),
             dangling_symlinks="error" if dangling == "error" else "warn",
+            append_min_size=self.size_mib(elf, "append_runpath_min_mib", "[elf]", 32) << 20,
             allow_external=frozenset(self.strings(closure, "allow_external", "[closure]")),
             excludes=self.excludes(),
             packages=packages,

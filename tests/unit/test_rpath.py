@@ -23,6 +23,7 @@ from wheelyard import elf, proc, rpath
 from wheelyard.errors import ElfError, ExternalToolError
 
 ORIGIN_DEPS = "$ORIGIN/../deps"
+ORIGIN_LIB = "$ORIGIN/../lib"
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,12 @@ def _dep(lib_dir: Path, base: Path, *, rpath_value: str | None, new_dtags: bool 
         rpath=rpath_value,
         new_dtags=new_dtags,
     )
+
+
+def _exe(tmp_path: Path, base: Path) -> Path:
+    """bin/prog needing lib/libdep.so.1 (which finds deps/ by RUNPATH), without a RUNPATH."""
+    dep = _dep(_tree(tmp_path, base), base, rpath_value=ORIGIN_DEPS)
+    return compile_elf(tmp_path / "bin" / "prog", MAIN_C, shared=False, needs=[dep])
 
 
 def _refuse(cmd: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
@@ -92,9 +99,10 @@ def test_rpath_becomes_runpath_in_place(tmp_path: Path, base: Path) -> None:
     assert load_in_subprocess(lib, "dep").stdout.strip() == "42"
 
 
-def test_no_runpath_goes_to_patchelf(tmp_path: Path, base: Path) -> None:
+def test_no_runpath_is_appended(tmp_path: Path, base: Path) -> None:
+    # Shared libraries get new tables appended (wheelyard.elfedit, tested in test_elfedit.py).
     lib = _dep(_tree(tmp_path, base), base, rpath_value=None)
-    assert rpath.set_runpath(lib, [ORIGIN_DEPS]) == "patchelf"
+    assert rpath.set_runpath(lib, [ORIGIN_DEPS], runner=_refuse) == "appended"
     info = _info(lib)
     assert info.runpath == (ORIGIN_DEPS,)
     assert info.needed == ("libbase.so.1",)
@@ -103,9 +111,20 @@ def test_no_runpath_goes_to_patchelf(tmp_path: Path, base: Path) -> None:
     assert result.stdout.strip() == "42"
 
 
-def test_too_short_slot_goes_to_patchelf(tmp_path: Path, base: Path) -> None:
+def test_small_library_goes_to_patchelf_below_the_append_threshold(
+    tmp_path: Path, base: Path
+) -> None:
+    # Below the threshold patchelf's layout is kept: GNU strip handles it, unlike the append.
+    lib = _dep(_tree(tmp_path, base), base, rpath_value=None)
+    size = lib.stat().st_size
+    assert rpath.set_runpath(lib, [ORIGIN_DEPS], append_min_size=size + 1) == "patchelf"
+    assert _info(lib).runpath == (ORIGIN_DEPS,)
+    assert load_in_subprocess(lib, "dep").stdout.strip() == "42"
+
+
+def test_too_short_slot_is_appended(tmp_path: Path, base: Path) -> None:
     lib = _dep(_tree(tmp_path, base), base, rpath_value="/x")
-    assert rpath.set_runpath(lib, [ORIGIN_DEPS]) == "patchelf"
+    assert rpath.set_runpath(lib, [ORIGIN_DEPS], runner=_refuse) == "appended"
     assert _info(lib).runpath == (ORIGIN_DEPS,)
     assert load_in_subprocess(lib, "dep").stdout.strip() == "42"
 
@@ -114,11 +133,28 @@ def test_shared_string_tail_is_not_overwritten(tmp_path: Path, base: Path) -> No
     # GNU ld stores NEEDED "libbase.so.1" inside this RUNPATH string; overwriting the string
     # in place would rename the dependency.
     lib = _dep(_tree(tmp_path, base), base, rpath_value="/nonexistent/long/dir/libbase.so.1")
-    assert rpath.set_runpath(lib, [ORIGIN_DEPS]) == "patchelf"
+    assert rpath.set_runpath(lib, [ORIGIN_DEPS], runner=_refuse) == "appended"
     info = _info(lib)
     assert info.needed == ("libbase.so.1",)
     assert info.runpath == (ORIGIN_DEPS,)
     assert load_in_subprocess(lib, "dep").stdout.strip() == "42"
+
+
+def test_shared_string_tail_survives_patchelf(tmp_path: Path, base: Path) -> None:
+    # Executables still go to patchelf: the old tags are dropped first (see the module docstring).
+    dep = _dep(_tree(tmp_path, base), base, rpath_value=ORIGIN_DEPS)
+    exe = compile_elf(
+        tmp_path / "bin" / "prog",
+        MAIN_C,
+        shared=False,
+        needs=[dep],
+        rpath="/nonexistent/long/dir/libdep.so.1",
+    )
+    assert rpath.set_runpath(exe, ["$ORIGIN/../lib", "$ORIGIN/../lib/."]) == "patchelf"
+    assert _info(exe).needed[0] == "libdep.so.1"
+    result = subprocess.run([exe], capture_output=True, text=True, env=clean_env(), check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
 
 
 def test_patchelf_alone_would_corrupt_the_shared_tail(tmp_path: Path, base: Path) -> None:
@@ -128,10 +164,8 @@ def test_patchelf_alone_would_corrupt_the_shared_tail(tmp_path: Path, base: Path
     assert _info(lib).needed != ("libbase.so.1",)
 
 
-def test_patched_executable_runs(tmp_path: Path, base: Path) -> None:
-    lib_dir = _tree(tmp_path, base)
-    dep = _dep(lib_dir, base, rpath_value=ORIGIN_DEPS)
-    exe = compile_elf(tmp_path / "bin" / "prog", MAIN_C, shared=False, needs=[dep])
+def test_executable_without_runpath_goes_to_patchelf(tmp_path: Path, base: Path) -> None:
+    exe = _exe(tmp_path, base)
     assert _info(exe).runpath == ()
     assert rpath.set_runpath(exe, ["$ORIGIN/../lib"]) == "patchelf"
     info = _info(exe)
@@ -178,47 +212,47 @@ def test_no_runpath_and_empty_plan_is_unchanged(tmp_path: Path, base: Path) -> N
 
 
 def test_runner_that_truncates_the_file_is_caught(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=None)
+    exe = _exe(tmp_path, base)
 
     def truncating(cmd: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
-        with open(lib, "r+b") as handle:
-            handle.truncate(lib.stat().st_size // 2)
+        with open(exe, "r+b") as handle:
+            handle.truncate(exe.stat().st_size // 2)
         return subprocess.CompletedProcess([str(c) for c in cmd], 0, "", "")
 
-    with pytest.raises(ElfError, match=r"libdep\.so\.1.*after the patchelf RUNPATH edit"):
-        rpath.set_runpath(lib, [ORIGIN_DEPS], runner=truncating, patchelf=rpath.find_patchelf())
+    with pytest.raises(ElfError, match=r"prog.*after the patchelf RUNPATH edit"):
+        rpath.set_runpath(exe, [ORIGIN_LIB], runner=truncating, patchelf=rpath.find_patchelf())
 
 
 def test_runner_that_does_nothing_is_caught(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=None)
+    exe = _exe(tmp_path, base)
 
     def idle(cmd: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess([str(c) for c in cmd], 0, "", "")
 
-    with pytest.raises(ElfError, match="RUNPATH is '', planned '\\$ORIGIN/../deps'"):
-        rpath.set_runpath(lib, [ORIGIN_DEPS], runner=idle, patchelf=Path("patchelf"))
+    with pytest.raises(ElfError, match="RUNPATH is '', planned '\\$ORIGIN/../lib'"):
+        rpath.set_runpath(exe, [ORIGIN_LIB], runner=idle, patchelf=Path("patchelf"))
 
 
 def test_runner_that_breaks_needed_is_caught(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=None)
+    exe = _exe(tmp_path, base)
     tool = rpath.find_patchelf()
 
     def renaming(cmd: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
         proc.run(cmd)
-        proc.run([tool, "--replace-needed", "libbase.so.1", "libother.so.1", lib])
+        proc.run([tool, "--replace-needed", "libdep.so.1", "libother.so.1", exe])
         return subprocess.CompletedProcess([str(c) for c in cmd], 0, "", "")
 
     with pytest.raises(ElfError, match="needed changed"):
-        rpath.set_runpath(lib, [ORIGIN_DEPS], runner=renaming, patchelf=tool)
+        rpath.set_runpath(exe, [ORIGIN_LIB], runner=renaming, patchelf=tool)
 
 
 def test_patchelf_failure_is_an_external_tool_error(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=None)
+    exe = _exe(tmp_path, base)
     fake = tmp_path / "patchelf"
     fake.write_text("#!/bin/sh\necho 'patchelf: cannot open file' >&2\nexit 1\n")
     fake.chmod(0o755)
     with pytest.raises(ExternalToolError, match="cannot open file"):
-        rpath.set_runpath(lib, [ORIGIN_DEPS], patchelf=fake)
+        rpath.set_runpath(exe, [ORIGIN_LIB], patchelf=fake)
 
 
 def test_not_elf_and_object_files_are_refused(tmp_path: Path) -> None:
