@@ -262,7 +262,7 @@ def main() -> int:
         )
         print(
             f"{'run':40} {'wall s':>7} {'cpu s':>7} {'x floor':>8} {'RSS self':>9} "
-            f"{"RSS +children":>14}"
+            f"{'RSS +children':>14}"
         )
         for run in runs:
             self_rss = f"{run.rss_self / MIB:.0f} MiB" if run.rss_self else "-"
