@@ -2,9 +2,10 @@
 
 The devel wheel ships ``devel.tar`` (uncompressed GNU tar, entries relative to the devel root) and
 ``devel-manifest.json``. Files that a runtime wheel already installs are stored as "runtime-link"
-entries: relative symlinks from ``<devel module>/root/<path>`` into the runtime wheel's install
-directory. ``rocm-sdk init`` (``packaging/rocm/templates/rocm_sdk/_devel.py``) checks every entry
-against the manifest and turns runtime links into hard links.
+entries: relative symlinks from ``<path>`` under the devel module's ``root`` directory into the
+runtime wheel's install directory. ``rocm-sdk init``
+(``packaging/rocm/templates/rocm_sdk/_devel.py``) checks every entry against the manifest and
+turns runtime links into hard links.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class DevelEntry:
 
 
 def runtime_link_target(path: str, *, module: str, module_path: str) -> str:
-    """Target of the symlink ``<devel module>/root/<path>`` to ``<module>/<module_path>``.
+    """Target of the symlink ``<path>`` (below the devel root) to ``<module>/<module_path>``.
 
     Climbs out of the entry's directories, ``root/`` and the devel module to site-packages.
     """

@@ -19,7 +19,7 @@ from wheelyard import closure, elf
 from wheelyard.assemble import RunpathResult, devel_entries
 from wheelyard.dedup import PackageInstance
 from wheelyard.definitions import PackageDef, Profile, glob_match
-from wheelyard.devel import write_devel_archive
+from wheelyard.devel import DEVEL_ROOT, write_devel_archive
 from wheelyard.errors import SplitError
 from wheelyard.families import GENERIC, Family
 from wheelyard.links import Payload, TreeLinks
@@ -39,7 +39,6 @@ from wheelyard.wheel import FileEntry, WheelSpec, dist_info_name, wheel_filename
 
 DEVEL_ARCHIVE = "devel.tar"
 DEVEL_MANIFEST = "devel-manifest.json"
-DEVEL_ROOT = "root"
 _SHORT_NAME = re.compile(r"^lib(?P<short>.+?)\.so(\.[0-9.]+)?$")
 
 

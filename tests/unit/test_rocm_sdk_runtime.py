@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import re
 import shutil
 import signal
@@ -768,8 +769,8 @@ def test_selftest_passes_and_writes_junit(env: Env) -> None:
         "rocm-sdk path --cmake",
         "devel cmake config",
         "devel hard links",
-        f"load {DEVEL}/root/lib/libdev.so.1",
-        f"load {DEVEL}/root/lib/libx.so.1",
+        "load " + posixpath.join(DEVEL, "root", "lib", "libdev.so.1"),
+        "load " + posixpath.join(DEVEL, "root", "lib", "libx.so.1"),
     ):
         assert results.get(name) == "PASS", (name, out)
     gpu = "PASS" if os.path.exists("/dev/kfd") else "SKIP"
