@@ -97,7 +97,7 @@ def _build_into(
     reporter.line(f"building {', '.join(names)} version {version} from {options.artifacts}")
     sources = artifacts_mod.select(artifacts_mod.find_artifacts(options.artifacts), names)
     work = staging / "work"
-    read = [artifacts_mod.read_artifact(s, extract_to=work / "extract") for s in sources]
+    read = _read_artifacts(sources, work / "extract", reporter)
     reporter.line(f"read {len(read)} artifacts ({sum(len(a.files) for a in read)} entries)")
     plan = plan_split(profile, families, read)
     dangling: list[str] = []
@@ -178,6 +178,22 @@ def _build_into(
         dangling=tuple(dangling),
         runpath_edits=runpaths.edits,
     )
+
+
+def _read_artifacts(
+    sources: list[artifacts_mod.ArtifactSource], extract_to: Path, reporter: Reporter
+) -> list[artifacts_mod.Artifact]:
+    """Read every artifact; archives are extracted with progress over their compressed bytes."""
+    archived = sum(s.path.stat().st_size for s in sources if s.is_archive)
+    if not archived:
+        return [artifacts_mod.read_artifact(s, extract_to=extract_to) for s in sources]
+    read = []
+    with reporter.progress("extracting archives", archived) as bar:
+        for source in sources:
+            read.append(artifacts_mod.read_artifact(source, extract_to=extract_to))
+            if source.is_archive:
+                bar.advance(source.path.stat().st_size)
+    return read
 
 
 def _write(

@@ -286,6 +286,7 @@ def test_archives_build_like_directories(tmp_path: Path, artifacts: Path) -> Non
         "build", "gfx120X-all", "--artifacts", artifacts, "--out", tmp_path / "b"
     )
     assert packed.returncode == 0, packed.stderr
+    assert "extracting archives: 100%" in packed.stderr
     a = (tmp_path / "a" / "build-manifest.json").read_text()
     b = (tmp_path / "b" / "build-manifest.json").read_text()
     assert a == b
