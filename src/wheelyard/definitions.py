@@ -256,7 +256,7 @@ class _Reader:
             preload=self.strings(top, "preload", "[profile]"),
             min_glibc=(2, int(match.group(1))),
             dangling_symlinks="error" if dangling == "error" else "warn",
-            append_min_size=self.size_mib(elf, "append_runpath_min_mib", "[elf]", 32) << 20,
+            append_min_size=self.size_mib(elf, "append_runpath_min_mib", "[elf]", 0) << 20,
             allow_external=frozenset(self.strings(closure, "allow_external", "[closure]")),
             excludes=self.excludes(),
             packages=packages,

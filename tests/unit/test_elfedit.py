@@ -2,7 +2,7 @@
 
 Every patched library is loaded in a fresh interpreter without LD_LIBRARY_PATH, so the loader
 must find its dependency through the appended RUNPATH, and is read back by readelf as well as
-by wheelyard's own reader.
+by wheelyard's own reader. Copies run through GNU strip and patchelf must load as well.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ import pytest
 from _elfbuild import (
     BASE_C,
     DEP_C,
+    LONG_DIR,
     MAIN_C,
     clean_env,
     compile_elf,
@@ -106,6 +108,57 @@ def _check_sound(path: Path) -> None:
     _readelf("-lSd", path)  # no warnings
 
 
+def _find(pattern: str, text: str, base: int = 10) -> int:
+    match = re.search(pattern, text)
+    assert match is not None, pattern
+    return int(match[1], base)
+
+
+def _table(path: Path) -> tuple[int, int]:
+    """``e_phoff`` and ``e_phnum``, from ``readelf -hW``."""
+    headers = _readelf("-h", path)
+    return (
+        _find(r"Start of program headers:\s+(\d+)", headers),
+        _find(r"Number of program headers:\s+(\d+)", headers),
+    )
+
+
+def _sections(path: Path) -> dict[str, tuple[int, int, int, int]]:
+    """(index, address, offset, size) of every named section, from ``readelf -SW``."""
+    found = {}
+    for line in _readelf("-S", path).splitlines():
+        match = re.match(
+            r"\s*\[\s*(\d+)\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)", line
+        )
+        if match:
+            found[match[2]] = (
+                int(match[1]),
+                int(match[3], 16),
+                int(match[4], 16),
+                int(match[5], 16),
+            )
+    return found
+
+
+def _survives_tools(lib: Path, function: str, expected: str) -> None:
+    """Copies of ``lib`` through GNU strip, ``strip -g`` and patchelf load and work."""
+    commands: dict[str, list[str | Path]] = {
+        "strip": ["strip"],
+        "strip-g": ["strip", "-g"],
+        "patchelf": [rpath.find_patchelf(), "--set-rpath", f"{OTHER}:{LONG_DIR}"],
+    }
+    for name, command in commands.items():
+        copy = lib.with_name(f"{lib.name}.{name}")  # beside it: the same $ORIGIN
+        shutil.copy(lib, copy)
+        done = subprocess.run([*command, copy], capture_output=True, text=True, check=False)
+        assert (done.returncode, done.stderr) == (0, ""), (name, done.stderr)
+        _check_sound(copy)
+        result = load_in_subprocess(copy, function)
+        assert result.returncode == 0, (name, result.stderr)
+        assert result.stdout.strip() == expected, name
+        copy.unlink()
+
+
 def test_library_without_runpath_gets_one_appended(tmp_path: Path, base: Path) -> None:
     lib = compile_elf(
         _tree(tmp_path, base) / "libdep.so.1", DEP_C, soname="libdep.so.1", needs=[base]
@@ -135,31 +188,91 @@ def test_library_without_runpath_gets_one_appended(tmp_path: Path, base: Path) -
     info = _info(lib)
     assert (info.runpath, info.rpath, info.needed) == ((OTHER,), (), ("libbase.so.1",))
     _check_sound(lib)
+    _survives_tools(lib, "dep", "42")
 
 
-def test_program_headers_and_sections_point_into_the_new_segment(
-    tmp_path: Path, base: Path
-) -> None:
+def test_program_header_table_grows_in_place(tmp_path: Path, base: Path) -> None:
+    # GNU strip/objcopy want the table at the start of the first PT_LOAD: it stays there, one
+    # entry longer, and the sections it grows over move to the new segment.
     lib = compile_elf(_tree(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
+    phoff, phnum = _table(lib)
+    before = _sections(lib)
+    notes = _readelf("-n", lib)
+    first_load = _loads(lib)[0]
+
     assert rpath.set_runpath(lib, [OTHER], runner=_refuse) == "appended"
+
+    assert _table(lib) == (phoff, phnum + 1)
+    assert _loads(lib)[0] == first_load
     offset, vaddr, filesz, _, _ = _loads(lib)[-1]
-    headers = _readelf("-h", lib)
-    phoff = int(re.search(r"Start of program headers:\s+(\d+)", headers)[1])
-    phnum = int(re.search(r"Number of program headers:\s+(\d+)", headers)[1])
-    assert offset <= phoff
-    assert phoff + phnum * 56 <= offset + filesz
-    sections = {}
-    for line in _readelf("-S", lib).splitlines():
-        match = re.match(r"\s*\[\s*\d+\]\s+(\.dyn\w+)\s+\w+\s+([0-9a-f]+)\s+([0-9a-f]+)", line)
-        if match:
-            sections[match[1]] = (int(match[2], 16), int(match[3], 16))
-    for name in (".dynstr", ".dynamic"):
-        addr, off = sections[name]
+    after = _sections(lib)
+    assert after.keys() == before.keys()
+    moved = {name for name in after if after[name][2] != before[name][2]}
+    assert {".note.gnu.build-id", ".gnu.hash", ".dynstr", ".dynamic"} <= moved
+    for name in moved:
+        _, addr, off, _ = after[name]
         assert offset <= off < offset + filesz, name
         assert addr - vaddr == off - offset, name
+        assert after[name][0] == before[name][0], name  # same section index
+    table_end = phoff + (phnum + 1) * 56
+    for name, (_, _, off, size) in after.items():
+        assert off >= table_end or off + size <= phoff or size == 0, name
     dynamic = _readelf("-d", lib)
-    strtab = int(re.search(r"\(STRTAB\)\s+0x([0-9a-f]+)", dynamic)[1], 16)
-    assert strtab == sections[".dynstr"][0]
+    for tag, name in (("STRTAB", ".dynstr"), ("SYMTAB", ".dynsym"), ("GNU_HASH", ".gnu.hash")):
+        assert _find(rf"\({tag}\)\s+0x([0-9a-f]+)", dynamic, 16) == after[name][1], tag
+    segments = _readelf("-l", lib)
+    _, addr, off, _ = after[".note.gnu.build-id"]
+    assert _find(r"NOTE\s+0x([0-9a-f]+)", segments, 16) == off
+    assert _find(r"NOTE\s+0x[0-9a-f]+\s+0x([0-9a-f]+)", segments, 16) == addr
+    assert _readelf("-n", lib) == notes  # the same build ID, found through the moved note
+    _check_sound(lib)
+
+
+def _patch(path: Path, offset: int, fmt: str, *values: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(struct.pack(fmt, *values))
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("unknown section", r"section 1 \(type 0x1\) lies where the program header table grows"),
+        ("note spans", r"program header \d+ covers part of the sections to move"),
+        ("unknown tag", r"dynamic tag 0x70000123 may refer to the sections to move"),
+    ],
+)
+def test_what_cannot_move_is_left_to_patchelf(
+    tmp_path: Path, base: Path, damage: str, reason: str
+) -> None:
+    lib = compile_elf(_tree(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
+    sections = _sections(lib)
+    index, addr, off, size = sections[".note.gnu.build-id"]
+    assert index == 1
+    with open(lib, "rb") as handle:
+        head = handle.read(64)
+    phoff, shoff = struct.unpack_from("<QQ", head, 32)
+    phnum = struct.unpack_from("<H", head, 56)[0]
+    if damage == "unknown section":  # SHT_PROGBITS: might be code or data something refers to
+        _patch(lib, shoff + index * 64 + 4, "<I", 1)
+    elif damage == "note spans":  # PT_NOTE reaching into .dynstr, which stays
+        with open(lib, "rb") as handle:
+            handle.seek(phoff)
+            types = [t for (t,) in struct.iter_unpack("<I52x", handle.read(phnum * 56))]
+        note = phoff + types.index(4) * 56
+        span = sections[".dynstr"][2] + 1 - off
+        _patch(lib, note + 32, "<QQ", span, span)
+    else:  # a processor-specific tag with an address inside .gnu.hash, in a spare DT_NULL slot
+        _, _, dynamic, dynamic_size = sections[".dynamic"]
+        with open(lib, "rb") as handle:
+            handle.seek(dynamic)
+            tags = [tag for tag, _ in struct.iter_unpack("<qQ", handle.read(dynamic_size))]
+        assert tags.count(0) > 1
+        _patch(lib, dynamic + tags.index(0) * 16, "<qQ", 0x70000123, sections[".gnu.hash"][1])
+    assert re.fullmatch(reason, elfedit.unsupported(lib) or "")
+    digest = sha256(lib)
+    assert not elfedit.append_runpath(lib, OTHER)
+    assert sha256(lib) == digest
 
 
 def test_rpath_that_does_not_fit_becomes_an_appended_runpath(tmp_path: Path, base: Path) -> None:
@@ -175,6 +288,7 @@ def test_rpath_that_does_not_fit_becomes_an_appended_runpath(tmp_path: Path, bas
     assert "(RUNPATH)" in dynamic
     assert load_in_subprocess(lib, "dep").stdout.strip() == "42"
     _check_sound(lib)
+    _survives_tools(lib, "dep", "42")
 
 
 def test_shared_string_tail_survives_the_append(tmp_path: Path, base: Path) -> None:
@@ -208,6 +322,13 @@ def test_cxx_exceptions_cross_patched_libraries(tmp_path: Path, base: Path) -> N
     assert result.stdout.strip() == "42"
     _check_sound(thrower)
     _check_sound(catcher)
+    _survives_tools(catcher, "caught", "42")
+    for lib in (thrower, catcher):  # the unwinder needs each library's PT_GNU_EH_FRAME
+        subprocess.run(["strip", lib], check=True)
+        _check_sound(lib)
+    result = load_in_subprocess(catcher, "caught")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
 
 
 def test_thread_local_storage_still_works(tmp_path: Path, base: Path) -> None:
@@ -217,6 +338,7 @@ def test_thread_local_storage_still_works(tmp_path: Path, base: Path) -> None:
     result = load_in_subprocess(lib, "tls")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "43"  # 1 + 41 from .tdata, 0 + 1 from .tbss
+    _survives_tools(lib, "tls", "43")
 
 
 def test_executable_links_against_an_appended_library(tmp_path: Path, base: Path) -> None:
@@ -253,6 +375,7 @@ def test_applying_twice(tmp_path: Path, base: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "42"
     _check_sound(lib)
+    _survives_tools(lib, "dep", "42")
 
 
 def test_removing_the_appended_runpath_is_in_place(tmp_path: Path, base: Path) -> None:
