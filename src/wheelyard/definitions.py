@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from wheelyard.errors import ProfileError
 from wheelyard.families import GENERIC, Family, FamilyRegistry
+from wheelyard.tomlfile import read_toml
 
 Scope = Literal["generic", "family"]
 Kind = Literal["runtime", "devel"]
@@ -181,13 +181,7 @@ def load_profile(root: Path) -> Profile:
         raise ProfileError(root, "not a directory")
     families = FamilyRegistry.load(root / "families.toml")
     path = root / "packages.toml"
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ProfileError(path, f"cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(path, f"invalid TOML: {exc}") from None
+    data = read_toml(path)
     return _Reader(path, data, families, root).profile()
 
 

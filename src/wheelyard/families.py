@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from wheelyard.errors import ProfileError, UnknownFamilyError
+from wheelyard.tomlfile import read_toml
 
 GENERIC = "generic"
 _TARGET = re.compile(r"^gfx([0-9]+)([0-9a-z]?)$")
@@ -49,13 +49,7 @@ class FamilyRegistry:
 
     @classmethod
     def load(cls, path: Path) -> FamilyRegistry:
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except OSError as exc:
-            raise ProfileError(path, f"cannot read: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ProfileError(path, f"invalid TOML: {exc}") from None
+        data = read_toml(path)
         table = data.get("families")
         if not isinstance(table, dict) or not table:
             raise ProfileError(path, "no [families.NAME] tables found")
