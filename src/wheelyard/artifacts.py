@@ -7,7 +7,6 @@ of the stage roots. Roots named in the manifest but absent on disk are skipped, 
 
 from __future__ import annotations
 
-import hashlib
 import lzma
 import os
 import posixpath
@@ -24,6 +23,7 @@ from typing import IO, Literal
 
 import zstandard
 
+from wheelyard.digest import hash_file
 from wheelyard.errors import ArtifactError
 from wheelyard.families import GENERIC
 
@@ -33,7 +33,6 @@ ARCHIVE_SUFFIXES = (".tar.xz", ".tar.zst")
 _NAME = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9.+-]*)_(?P<component>[a-z]+)_(?P<family>[A-Za-z0-9][A-Za-z0-9.-]*)$"
 )
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True, order=True)
@@ -245,14 +244,11 @@ def verify_checksum(archive: Path) -> bool:
         expected = sidecar.read_text(encoding="utf-8").split()[0].lower()
     except (OSError, UnicodeDecodeError, IndexError):
         raise ArtifactError(sidecar, "unreadable checksum file") from None
-    digest = hashlib.sha256()
-    with open(archive, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    if digest.hexdigest() != expected:
+    actual, _ = hash_file(archive)
+    if actual != expected:
         raise ArtifactError(
             archive,
-            f"sha256 {digest.hexdigest()} does not match {sidecar.name} ({expected})",
+            f"sha256 {actual} does not match {sidecar.name} ({expected})",
             hint="the download is corrupt: fetch it again",
         )
     return True

@@ -19,6 +19,7 @@ from wheelyard.artifacts import StagedFile
 from wheelyard.dedup import PackageInstance
 from wheelyard.definitions import Profile
 from wheelyard.devel import DevelEntry, runtime_link_target
+from wheelyard.digest import hash_file
 from wheelyard.errors import SplitError
 from wheelyard.families import GENERIC
 from wheelyard.links import Payload, TreeLinks, runtime_payload
@@ -125,7 +126,7 @@ def fix_runpaths(
             if tuple(info.runpath) == wanted and not info.rpath:
                 edits["unchanged"] += 1
                 continue
-            content = _sha256(item.staged.source)
+            content, _ = hash_file(item.staged.source)
             todo.setdefault((content, wanted), []).append((key, item.staged.source))
 
     def patch(
@@ -148,14 +149,6 @@ def fix_runpaths(
             for user in users:
                 sources[user] = target
     return RunpathResult(sources=sources, report=report, edits=edits)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def devel_entries(

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from wheelyard.digest import hash_file
 from wheelyard.errors import DevelError
 
 EntryType = Literal["file", "runtime-link", "symlink", "dir"]
 
 MANIFEST_SCHEMA = 1
 DEVEL_ROOT = "root"
-_CHUNK = 1024 * 1024
 _DIR_MODE = 0o755
 _EXEC_MODE = 0o755
 _FILE_MODE = 0o644
@@ -174,13 +174,8 @@ def _add_entry(tar: tarfile.TarFile, entry: DevelEntry, *, mtime: int) -> dict[s
 def _hash_file(entry: DevelEntry) -> tuple[int, str]:
     assert entry.source is not None
     _regular_file_size(entry)
-    digest = hashlib.sha256()
-    size = 0
-    with open(entry.source, "rb") as raw:
-        while chunk := raw.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+    digest, size = hash_file(entry.source)
+    return size, digest
 
 
 def _regular_file_size(entry: DevelEntry) -> int:

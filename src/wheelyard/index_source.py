@@ -17,13 +17,13 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 
+from wheelyard.digest import hash_file
 from wheelyard.errors import IndexError_, format_list
 from wheelyard.index import IndexFile, parse_filename
 
 MANIFEST_NAME = "build-manifest.json"
 GENERIC = "generic"
 _MAX_METADATA = 16 * 1024 * 1024
-_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,16 +136,6 @@ def read_wheel_metadata(path: Path) -> WheelMetadata:
             f"{path}: cannot read the wheel ({error})", hint="rebuild or re-download it"
         ) from None
     return parse_metadata(raw, str(path))
-
-
-def hash_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _relative_to_dist(path: Path, dist: Path) -> str | None:
