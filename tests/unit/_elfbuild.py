@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -80,3 +81,16 @@ def load_in_subprocess(library: Path, function: str) -> subprocess.CompletedProc
         env=clean_env(),
         check=False,
     )
+
+
+def build_base(root: Path, directory: str) -> Path:
+    """``root/<directory>/libbase.so.1``: the library the edited test libraries depend on."""
+    return compile_elf(root / directory / "libbase.so.1", BASE_C, soname="libbase.so.1")
+
+
+def tree_with_base(tmp_path: Path, base: Path) -> Path:
+    """A private tree: a copy of ``base`` in its directory and an empty lib/ beside it."""
+    (tmp_path / base.parent.name).mkdir()
+    shutil.copy(base, tmp_path / base.parent.name / base.name)
+    (tmp_path / "lib").mkdir()
+    return tmp_path / "lib"

@@ -22,10 +22,12 @@ from _elfbuild import (
     DEP_C,
     LONG_DIR,
     MAIN_C,
+    build_base,
     clean_env,
     compile_elf,
     load_in_subprocess,
     sha256,
+    tree_with_base,
 )
 
 from wheelyard import elf, elfedit, rpath
@@ -59,16 +61,7 @@ CATCH_CC = (
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("base")
-    return compile_elf(root / "other" / "libbase.so.1", BASE_C, soname="libbase.so.1")
-
-
-def _tree(tmp_path: Path, base: Path) -> Path:
-    """other/libbase.so.1 and an empty lib/ beside it; returns lib/."""
-    (tmp_path / "other").mkdir()
-    shutil.copy(base, tmp_path / "other" / "libbase.so.1")
-    (tmp_path / "lib").mkdir()
-    return tmp_path / "lib"
+    return build_base(tmp_path_factory.mktemp("base"), "other")
 
 
 def _refuse(cmd: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
@@ -161,7 +154,7 @@ def _survives_tools(lib: Path, function: str, expected: str) -> None:
 
 def test_library_without_runpath_gets_one_appended(tmp_path: Path, base: Path) -> None:
     lib = compile_elf(
-        _tree(tmp_path, base) / "libdep.so.1", DEP_C, soname="libdep.so.1", needs=[base]
+        tree_with_base(tmp_path, base) / "libdep.so.1", DEP_C, soname="libdep.so.1", needs=[base]
     )
     assert load_in_subprocess(lib, "dep").returncode != 0
     size, loads = lib.stat().st_size, _loads(lib)
@@ -194,7 +187,7 @@ def test_library_without_runpath_gets_one_appended(tmp_path: Path, base: Path) -
 def test_program_header_table_grows_in_place(tmp_path: Path, base: Path) -> None:
     # GNU strip/objcopy want the table at the start of the first PT_LOAD: it stays there, one
     # entry longer, and the sections it grows over move to the new segment.
-    lib = compile_elf(_tree(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
+    lib = compile_elf(tree_with_base(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
     phoff, phnum = _table(lib)
     before = _sections(lib)
     notes = _readelf("-n", lib)
@@ -245,7 +238,7 @@ def _patch(path: Path, offset: int, fmt: str, *values: int) -> None:
 def test_what_cannot_move_is_left_to_patchelf(
     tmp_path: Path, base: Path, damage: str, reason: str
 ) -> None:
-    lib = compile_elf(_tree(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
+    lib = compile_elf(tree_with_base(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
     sections = _sections(lib)
     index, addr, off, size = sections[".note.gnu.build-id"]
     assert index == 1
@@ -277,7 +270,11 @@ def test_what_cannot_move_is_left_to_patchelf(
 
 def test_rpath_that_does_not_fit_becomes_an_appended_runpath(tmp_path: Path, base: Path) -> None:
     lib = compile_elf(
-        _tree(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base], rpath="/x", new_dtags=False
+        tree_with_base(tmp_path, base) / "libdep.so.1",
+        DEP_C,
+        needs=[base],
+        rpath="/x",
+        new_dtags=False,
     )
     assert _info(lib).rpath == ("/x",)
     assert rpath.set_runpath(lib, ["$ORIGIN", OTHER], runner=_refuse) == "appended"
@@ -295,7 +292,7 @@ def test_shared_string_tail_survives_the_append(tmp_path: Path, base: Path) -> N
     # GNU ld stores NEEDED "libbase.so.1" as the tail of this RUNPATH string; the old string table
     # is copied whole, so the NEEDED name stays intact.
     lib = compile_elf(
-        _tree(tmp_path, base) / "libdep.so.1",
+        tree_with_base(tmp_path, base) / "libdep.so.1",
         DEP_C,
         needs=[base],
         rpath="/nonexistent/long/dir/libbase.so.1",
@@ -308,7 +305,7 @@ def test_shared_string_tail_survives_the_append(tmp_path: Path, base: Path) -> N
 def test_cxx_exceptions_cross_patched_libraries(tmp_path: Path, base: Path) -> None:
     # The unwinder finds each library's .eh_frame_hdr through dl_iterate_phdr, which hands out
     # the program headers the loader located in the mapped segments: the new table must be there.
-    lib_dir = _tree(tmp_path, base)
+    lib_dir = tree_with_base(tmp_path, base)
     thrower = compile_elf(
         tmp_path / "other" / "libthrow.so", THROW_CC, soname="libthrow.so", needs=[base], cxx=True
     )
@@ -332,7 +329,7 @@ def test_cxx_exceptions_cross_patched_libraries(tmp_path: Path, base: Path) -> N
 
 
 def test_thread_local_storage_still_works(tmp_path: Path, base: Path) -> None:
-    lib = compile_elf(_tree(tmp_path, base) / "libtls.so", TLS_C, needs=[base])
+    lib = compile_elf(tree_with_base(tmp_path, base) / "libtls.so", TLS_C, needs=[base])
     assert rpath.set_runpath(lib, [OTHER], runner=_refuse) == "appended"
     assert "TLS" in _readelf("-l", lib)
     result = load_in_subprocess(lib, "tls")
@@ -344,7 +341,7 @@ def test_thread_local_storage_still_works(tmp_path: Path, base: Path) -> None:
 def test_executable_links_against_an_appended_library(tmp_path: Path, base: Path) -> None:
     # The linker reads the library through its section headers (.dynamic, .dynstr, .dynsym).
     lib = compile_elf(
-        _tree(tmp_path, base) / "libdep.so.1", DEP_C, soname="libdep.so.1", needs=[base]
+        tree_with_base(tmp_path, base) / "libdep.so.1", DEP_C, soname="libdep.so.1", needs=[base]
     )
     assert rpath.set_runpath(lib, [OTHER], runner=_refuse) == "appended"
     exe = compile_elf(
@@ -356,7 +353,7 @@ def test_executable_links_against_an_appended_library(tmp_path: Path, base: Path
 
 
 def test_applying_twice(tmp_path: Path, base: Path) -> None:
-    lib = compile_elf(_tree(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
+    lib = compile_elf(tree_with_base(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
     loads = len(_loads(lib))
     assert rpath.set_runpath(lib, ["$ORIGIN/../other/."], runner=_refuse) == "appended"
     size = lib.stat().st_size
@@ -379,7 +376,7 @@ def test_applying_twice(tmp_path: Path, base: Path) -> None:
 
 
 def test_removing_the_appended_runpath_is_in_place(tmp_path: Path, base: Path) -> None:
-    lib = compile_elf(_tree(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
+    lib = compile_elf(tree_with_base(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
     assert rpath.set_runpath(lib, [OTHER], runner=_refuse) == "appended"
     assert rpath.set_runpath(lib, [], runner=_refuse) == "in-place"
     info = _info(lib)
@@ -410,7 +407,7 @@ def _peak_rss(*args: str | Path) -> tuple[str, int]:
 
 
 def test_large_library_is_patched_in_little_memory(tmp_path: Path, base: Path) -> None:
-    lib_dir = _tree(tmp_path, base)
+    lib_dir = tree_with_base(tmp_path, base)
     blob = tmp_path / "blob.bin"
     with open(blob, "wb") as handle:
         handle.truncate(200 * MIB)
@@ -430,7 +427,7 @@ def test_large_library_is_patched_in_little_memory(tmp_path: Path, base: Path) -
 
 
 def test_executables_are_left_to_patchelf(tmp_path: Path, base: Path) -> None:
-    lib_dir = _tree(tmp_path, base)
+    lib_dir = tree_with_base(tmp_path, base)
     dep = compile_elf(
         lib_dir / "libdep.so.1", DEP_C, soname="libdep.so.1", needs=[base], rpath=OTHER
     )
@@ -472,7 +469,7 @@ def test_other_files_do_not_qualify(tmp_path: Path) -> None:
 def test_broken_append_is_caught_by_the_verification(
     tmp_path: Path, base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lib = compile_elf(_tree(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
+    lib = compile_elf(tree_with_base(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
 
     def truncate(path: Path, value: str) -> bool:
         os.truncate(path, path.stat().st_size // 2)

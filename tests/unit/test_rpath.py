@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -13,10 +12,12 @@ from _elfbuild import (
     DEP_C,
     LONG_DIR,
     MAIN_C,
+    build_base,
     clean_env,
     compile_elf,
     load_in_subprocess,
     sha256,
+    tree_with_base,
 )
 
 from wheelyard import elf, proc, rpath
@@ -28,16 +29,7 @@ ORIGIN_LIB = "$ORIGIN/../lib"
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("base")
-    return compile_elf(root / "deps" / "libbase.so.1", BASE_C, soname="libbase.so.1")
-
-
-def _tree(tmp_path: Path, base: Path) -> Path:
-    """A private tree: deps/libbase.so.1 and an empty lib/ beside it."""
-    (tmp_path / "deps").mkdir()
-    shutil.copy(base, tmp_path / "deps" / "libbase.so.1")
-    (tmp_path / "lib").mkdir()
-    return tmp_path / "lib"
+    return build_base(tmp_path_factory.mktemp("base"), "deps")
 
 
 def _dep(lib_dir: Path, base: Path, *, rpath_value: str | None, new_dtags: bool = True) -> Path:
@@ -53,7 +45,7 @@ def _dep(lib_dir: Path, base: Path, *, rpath_value: str | None, new_dtags: bool 
 
 def _exe(tmp_path: Path, base: Path) -> Path:
     """bin/prog needing lib/libdep.so.1 (which finds deps/ by RUNPATH), without a RUNPATH."""
-    dep = _dep(_tree(tmp_path, base), base, rpath_value=ORIGIN_DEPS)
+    dep = _dep(tree_with_base(tmp_path, base), base, rpath_value=ORIGIN_DEPS)
     return compile_elf(tmp_path / "bin" / "prog", MAIN_C, shared=False, needs=[dep])
 
 
@@ -68,14 +60,14 @@ def _info(path: Path) -> elf.ElfInfo:
 
 
 def test_library_does_not_load_before_the_edit(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=LONG_DIR)
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value=LONG_DIR)
     result = load_in_subprocess(lib, "dep")
     assert result.returncode != 0
     assert "libbase.so.1" in result.stderr
 
 
 def test_long_runpath_is_rewritten_in_place(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=LONG_DIR)
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value=LONG_DIR)
     size = lib.stat().st_size
     assert rpath.set_runpath(lib, [ORIGIN_DEPS], runner=_refuse) == "in-place"
     info = _info(lib)
@@ -90,7 +82,7 @@ def test_long_runpath_is_rewritten_in_place(tmp_path: Path, base: Path) -> None:
 
 
 def test_rpath_becomes_runpath_in_place(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=LONG_DIR, new_dtags=False)
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value=LONG_DIR, new_dtags=False)
     assert _info(lib).rpath == (LONG_DIR,)
     assert rpath.set_runpath(lib, ["$ORIGIN", ORIGIN_DEPS], runner=_refuse) == "in-place"
     info = _info(lib)
@@ -101,7 +93,7 @@ def test_rpath_becomes_runpath_in_place(tmp_path: Path, base: Path) -> None:
 
 def test_no_runpath_is_appended(tmp_path: Path, base: Path) -> None:
     # Shared libraries get new tables appended (wheelyard.elfedit, tested in test_elfedit.py).
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=None)
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value=None)
     assert rpath.set_runpath(lib, [ORIGIN_DEPS], runner=_refuse) == "appended"
     info = _info(lib)
     assert info.runpath == (ORIGIN_DEPS,)
@@ -115,7 +107,7 @@ def test_small_library_goes_to_patchelf_below_the_append_threshold(
     tmp_path: Path, base: Path
 ) -> None:
     # Below the threshold patchelf's layout is kept: GNU strip handles it, unlike the append.
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=None)
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value=None)
     size = lib.stat().st_size
     assert rpath.set_runpath(lib, [ORIGIN_DEPS], append_min_size=size + 1) == "patchelf"
     assert _info(lib).runpath == (ORIGIN_DEPS,)
@@ -123,7 +115,7 @@ def test_small_library_goes_to_patchelf_below_the_append_threshold(
 
 
 def test_too_short_slot_is_appended(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value="/x")
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value="/x")
     assert rpath.set_runpath(lib, [ORIGIN_DEPS], runner=_refuse) == "appended"
     assert _info(lib).runpath == (ORIGIN_DEPS,)
     assert load_in_subprocess(lib, "dep").stdout.strip() == "42"
@@ -132,7 +124,9 @@ def test_too_short_slot_is_appended(tmp_path: Path, base: Path) -> None:
 def test_shared_string_tail_is_not_overwritten(tmp_path: Path, base: Path) -> None:
     # GNU ld stores NEEDED "libbase.so.1" inside this RUNPATH string; overwriting the string
     # in place would rename the dependency.
-    lib = _dep(_tree(tmp_path, base), base, rpath_value="/nonexistent/long/dir/libbase.so.1")
+    lib = _dep(
+        tree_with_base(tmp_path, base), base, rpath_value="/nonexistent/long/dir/libbase.so.1"
+    )
     assert rpath.set_runpath(lib, [ORIGIN_DEPS], runner=_refuse) == "appended"
     info = _info(lib)
     assert info.needed == ("libbase.so.1",)
@@ -142,7 +136,7 @@ def test_shared_string_tail_is_not_overwritten(tmp_path: Path, base: Path) -> No
 
 def test_shared_string_tail_survives_patchelf(tmp_path: Path, base: Path) -> None:
     # Executables still go to patchelf: the old tags are dropped first (see the module docstring).
-    dep = _dep(_tree(tmp_path, base), base, rpath_value=ORIGIN_DEPS)
+    dep = _dep(tree_with_base(tmp_path, base), base, rpath_value=ORIGIN_DEPS)
     exe = compile_elf(
         tmp_path / "bin" / "prog",
         MAIN_C,
@@ -159,7 +153,9 @@ def test_shared_string_tail_survives_patchelf(tmp_path: Path, base: Path) -> Non
 
 def test_patchelf_alone_would_corrupt_the_shared_tail(tmp_path: Path, base: Path) -> None:
     # Why set_runpath drops the old tags before calling patchelf (see the module docstring).
-    lib = _dep(_tree(tmp_path, base), base, rpath_value="/nonexistent/long/dir/libbase.so.1")
+    lib = _dep(
+        tree_with_base(tmp_path, base), base, rpath_value="/nonexistent/long/dir/libbase.so.1"
+    )
     proc.run([rpath.find_patchelf(), "--set-rpath", ORIGIN_DEPS, lib])
     assert _info(lib).needed != ("libbase.so.1",)
 
@@ -177,7 +173,7 @@ def test_executable_without_runpath_goes_to_patchelf(tmp_path: Path, base: Path)
 
 
 def test_correct_runpath_is_left_byte_identical(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=ORIGIN_DEPS)
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value=ORIGIN_DEPS)
     digest, mtime = sha256(lib), lib.stat().st_mtime_ns
     assert rpath.set_runpath(lib, [ORIGIN_DEPS], runner=_refuse) == "unchanged"
     assert sha256(lib) == digest
@@ -185,7 +181,7 @@ def test_correct_runpath_is_left_byte_identical(tmp_path: Path, base: Path) -> N
 
 
 def test_same_value_as_rpath_is_still_converted(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=ORIGIN_DEPS, new_dtags=False)
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value=ORIGIN_DEPS, new_dtags=False)
     assert rpath.set_runpath(lib, [ORIGIN_DEPS], runner=_refuse) == "in-place"
     assert _info(lib).runpath == (ORIGIN_DEPS,)
     assert _info(lib).rpath == ()
@@ -195,7 +191,9 @@ def test_same_value_as_rpath_is_still_converted(tmp_path: Path, base: Path) -> N
 def test_empty_plan_removes_runpath_and_rpath_in_place(
     tmp_path: Path, base: Path, new_dtags: bool
 ) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value="/opt/rocm/lib", new_dtags=new_dtags)
+    lib = _dep(
+        tree_with_base(tmp_path, base), base, rpath_value="/opt/rocm/lib", new_dtags=new_dtags
+    )
     assert rpath.set_runpath(lib, [], runner=_refuse) == "in-place"
     info = _info(lib)
     assert (info.runpath, info.rpath) == ((), ())
@@ -205,7 +203,7 @@ def test_empty_plan_removes_runpath_and_rpath_in_place(
 
 
 def test_no_runpath_and_empty_plan_is_unchanged(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=None)
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value=None)
     digest = sha256(lib)
     assert rpath.set_runpath(lib, [], runner=_refuse) == "unchanged"
     assert sha256(lib) == digest
@@ -268,7 +266,7 @@ def test_not_elf_and_object_files_are_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("entry", ["", "a:b", "$ORIGIN/\u00e9"])
 def test_invalid_entries_are_refused(tmp_path: Path, base: Path, entry: str) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=LONG_DIR)
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value=LONG_DIR)
     digest = sha256(lib)
     with pytest.raises(ElfError, match="invalid RUNPATH entry"):
         rpath.set_runpath(lib, ["$ORIGIN", entry], runner=_refuse)
@@ -276,7 +274,7 @@ def test_invalid_entries_are_refused(tmp_path: Path, base: Path, entry: str) -> 
 
 
 def test_hard_linked_file_is_refused(tmp_path: Path, base: Path) -> None:
-    lib = _dep(_tree(tmp_path, base), base, rpath_value=LONG_DIR)
+    lib = _dep(tree_with_base(tmp_path, base), base, rpath_value=LONG_DIR)
     os.link(lib, tmp_path / "input-artifact.so")
     with pytest.raises(ElfError, match="hard links"):
         rpath.set_runpath(lib, [ORIGIN_DEPS], runner=_refuse)
