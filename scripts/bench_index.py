@@ -25,8 +25,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from wheelyard.index import IndexFile, LandingInfo, namespaces_from, parse_filename, plan_pages
-from wheelyard.index_write import IndexPlan, write_index
+from wheelyard.index.render import (
+    IndexFile,
+    LandingInfo,
+    namespaces_from,
+    parse_filename,
+    plan_pages,
+)
+from wheelyard.index.write import IndexPlan, write_index
 from wheelyard.proc import run
 from wheelyard.report import Reporter
 

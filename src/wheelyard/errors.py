@@ -137,13 +137,6 @@ class IndexError_(WheelyardError):  # noqa: N801 - avoid shadowing the builtin I
         super().__init__(f"index: {problem}", hint=hint)
 
 
-class UploadError(WheelyardError):
-    """An upload or fetch would overwrite, or the remote store refused it."""
-
-    def __init__(self, problem: str, *, hint: str | None = None) -> None:
-        super().__init__(f"upload: {problem}", hint=hint)
-
-
 class ExternalToolError(WheelyardError):
     """A subprocess (patchelf, pip, uv, twine, git) failed."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-from wheelyard.elf import read_elf
+from wheelyard.elf.read import read_elf
 
 UV = Path(sys.executable).parent / "uv"
 _DROPPED_PREFIXES = ("PIP_", "UV_", "VIRTUAL_ENV", "CONDA_", "PYTHON", "ROCM_SDK_")

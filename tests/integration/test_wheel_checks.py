@@ -28,7 +28,7 @@ from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from tests.conftest import SAMPLE_FAMILIES, run_wheelyard
 
-from wheelyard.elf import ElfInfo, read_elf
+from wheelyard.elf.read import ElfInfo, read_elf
 
 pytestmark = pytest.mark.integration
 

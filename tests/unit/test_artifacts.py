@@ -12,13 +12,8 @@ import pytest
 import zstandard
 from tests.conftest import Link
 
-from wheelyard.artifacts import (
-    ArtifactName,
-    extract_archive,
-    find_artifacts,
-    read_artifact,
-    select,
-)
+from wheelyard.artifacts.catalog import ArtifactName, find_artifacts, read_artifact, select
+from wheelyard.artifacts.extract import extract_archive
 from wheelyard.errors import ArtifactError
 
 

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from _elfbuild import BASE_C, DEP_C, compile_elf, load_in_subprocess, sha256
 
-from wheelyard import closure, elf, rpath
-from wheelyard.closure import ShippedElf
-from wheelyard.elf import ElfInfo
+from wheelyard.elf import closure, rpath
+from wheelyard.elf import read as elf
+from wheelyard.elf.closure import ShippedElf
+from wheelyard.elf.read import ElfInfo
 from wheelyard.errors import ClosureError, ElfError
 
 CORE = "rocm-sdk-core"

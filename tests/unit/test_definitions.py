@@ -6,8 +6,8 @@ from pathlib import Path
 import packaging
 import pytest
 
-from wheelyard.definitions import glob_match, load_profile
 from wheelyard.errors import ProfileError
+from wheelyard.profile.definitions import glob_match, load_profile
 
 PROFILE = Path(__file__).resolve().parents[2] / "packaging" / "rocm"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelyard.devel import (
+from wheelyard.build.devel import (
     DevelEntry,
     plan_devel_entries,
     runtime_link_target,

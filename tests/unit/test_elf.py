@@ -17,7 +17,7 @@ from _elfbuild import (
     compile_elf,
 )
 
-from wheelyard import elf
+from wheelyard.elf import read as elf
 from wheelyard.errors import ElfError
 
 MACHINE = platform.machine()

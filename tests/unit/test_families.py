@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from wheelyard.errors import ProfileError, UnknownFamilyError
-from wheelyard.families import FamilyRegistry, identifier, target_sort_key
+from wheelyard.profile.families import FamilyRegistry, identifier, target_sort_key
 
 PROFILE = Path(__file__).resolve().parents[2] / "packaging" / "rocm"
 

@@ -15,10 +15,11 @@ from urllib.parse import unquote, urljoin
 import pytest
 from tests.integration._synthetic_dist import VERSION, make_synthetic_dist, namespace_hashes
 
-from wheelyard import index_source
 from wheelyard.__main__ import main
 from wheelyard.errors import IndexError_
-from wheelyard.index import (
+from wheelyard.index import source as index_source
+from wheelyard.index.merge import Response, read_existing_index
+from wheelyard.index.render import (
     IndexFile,
     LandingInfo,
     Namespace,
@@ -32,8 +33,7 @@ from wheelyard.index import (
     render_simple_root,
     render_simple_root_json,
 )
-from wheelyard.index_merge import Response, read_existing_index
-from wheelyard.index_write import make_index, plan_index, write_index
+from wheelyard.index.write import make_index, plan_index, write_index
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

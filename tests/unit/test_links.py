@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from wheelyard.artifacts import ArtifactName, StagedFile
-from wheelyard.elf import ElfInfo
+from wheelyard.artifacts.catalog import ArtifactName, StagedFile
+from wheelyard.build.links import TreeLinks, runtime_payload
+from wheelyard.elf.read import ElfInfo
 from wheelyard.errors import SplitError
-from wheelyard.links import TreeLinks, runtime_payload
 
 ART = ArtifactName(name="core-hip", component="lib", family="generic")
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from packaging.metadata import Metadata as Parsed
 
-from wheelyard.families import Family
-from wheelyard.meta import (
+from wheelyard.build.meta import (
     Metadata,
     Requirement,
     describe,
@@ -15,6 +14,7 @@ from wheelyard.meta import (
     render_entry_points,
     render_wheel_file,
 )
+from wheelyard.profile.families import Family
 
 
 def test_metadata_is_valid_core_metadata() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from _elfbuild import compile_elf
 
-from wheelyard.devel import DevelEntry, runtime_link_target, write_devel_archive
+from wheelyard.build.devel import DevelEntry, runtime_link_target, write_devel_archive
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "packaging" / "rocm" / "templates" / "rocm_sdk"

@@ -20,7 +20,9 @@ from _elfbuild import (
     tree_with_base,
 )
 
-from wheelyard import elf, proc, rpath
+from wheelyard import proc
+from wheelyard.elf import read as elf
+from wheelyard.elf import rpath
 from wheelyard.errors import ElfError, ExternalToolError
 
 ORIGIN_DEPS = "$ORIGIN/../deps"

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from tests.conftest import PROFILE, Link
 
-from wheelyard.artifacts import Artifact, find_artifacts, read_artifact
-from wheelyard.definitions import Profile, load_profile
+from wheelyard.artifacts.catalog import Artifact, find_artifacts, read_artifact
+from wheelyard.build.split import SplitPlan, plan_split
 from wheelyard.errors import SplitError
-from wheelyard.split import SplitPlan, plan_split
+from wheelyard.profile.definitions import Profile, load_profile
 
 FAMILIES = ("gfx94X-dcgpu", "gfx120X-all")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from wheelyard.errors import VersionError
-from wheelyard.version import compute, release_type
+from wheelyard.profile.version import compute
 
 
 def test_default_is_dev0_of_base() -> None:
@@ -23,17 +23,3 @@ def test_invalid_version_is_refused(bad: str) -> None:
 def test_base_version_must_be_plain() -> None:
     with pytest.raises(VersionError, match="plain X.Y.Z"):
         compute(None, base_version="7.10.0rc1")
-
-
-@pytest.mark.parametrize(
-    ("version", "kind"),
-    [
-        ("7.10.0", "release"),
-        ("7.10.0rc2", "prerelease"),
-        ("7.10.0a20251124", "nightly"),
-        ("7.12.0.dev0+89553ce", "dev"),
-        ("7.12.0.dev0", "dev"),
-    ],
-)
-def test_release_type(version: str, kind: str) -> None:
-    assert release_type(version) == kind

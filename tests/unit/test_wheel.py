@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from wheelyard import deflate
-from wheelyard.deflate import CHUNK_SIZE
 from wheelyard.errors import UsageError, VersionError, WheelError
-from wheelyard.wheel import (
+from wheelyard.wheelfile import deflate
+from wheelyard.wheelfile.deflate import CHUNK_SIZE
+from wheelyard.wheelfile.writer import (
     FileEntry,
     WheelSpec,
     WrittenWheel,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from wheelyard import zipwriter
-from wheelyard.zipwriter import METHOD_DEFLATED, METHOD_STORED, ZipOutput, dos_datetime
+from wheelyard.wheelfile import zipwriter
+from wheelyard.wheelfile.zipwriter import METHOD_DEFLATED, METHOD_STORED, ZipOutput, dos_datetime
 
 
 def _add(

@@ -6,16 +6,9 @@ A command module provides ``configure_parser(subparsers, name)`` which adds its 
 
 from __future__ import annotations
 
-import argparse
 from types import ModuleType
-from typing import Protocol
 
 from wheelyard.cli import build, index
-
-
-class _Subparsers(Protocol):
-    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser: ...
-
 
 COMMANDS: dict[str, ModuleType] = {
     "build": build,

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wheelyard.index_write import make_index
+from wheelyard.index import make_index
 from wheelyard.report import Reporter, human_size
 
 

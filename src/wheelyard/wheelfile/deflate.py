@@ -290,17 +290,3 @@ def check_unchanged(path: Path, identity: FileIdentity | None, *, target: str) -
     if now != identity:
         what = "disappeared" if now is None else "changed"
         raise WheelError(path, f"{what} while being written into {target}", hint=_CHANGED_HINT)
-
-
-def hash_file(path: Path) -> bytes:
-    """SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    buffer = bytearray(_READ_BLOCK)
-    view = memoryview(buffer)
-    try:
-        with open(path, "rb", buffering=0) as stream:
-            while count := stream.readinto(buffer):
-                digest.update(view[:count])
-    except OSError as exc:
-        raise WheelError(path, f"cannot read: {exc.strerror}", hint=_CHANGED_HINT) from exc
-    return digest.digest()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wheelyard.errors import ProfileError, UnknownFamilyError
-from wheelyard.tomlfile import read_toml
+from wheelyard.profile.tomlfile import read_toml
 
 GENERIC = "generic"
 _TARGET = re.compile(r"^gfx([0-9]+)([0-9a-z]?)$")

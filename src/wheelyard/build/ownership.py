@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from wheelyard.artifacts import StagedFile
-from wheelyard.definitions import PackageDef
-from wheelyard.families import GENERIC, Family
+from wheelyard.profile import GENERIC, Family, PackageDef
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,10 +47,11 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from wheelyard import deflate
-from wheelyard.deflate import FileIdentity, Piece, PieceSource
 from wheelyard.errors import UsageError, VersionError, WheelError
-from wheelyard.zipwriter import METHOD_DEFLATED, METHOD_STORED, ZIP64_LIMIT, ZipOutput
+from wheelyard.wheelfile import deflate
+from wheelyard.wheelfile.deflate import FileIdentity, Piece, PieceSource
+from wheelyard.wheelfile.digest import hash_file
+from wheelyard.wheelfile.zipwriter import METHOD_DEFLATED, METHOD_STORED, ZIP64_LIMIT, ZipOutput
 
 _DEDUP_HASH_MIN = 64 << 10
 _Key = tuple[object, ...]
@@ -193,7 +194,7 @@ def _plan(specs: Sequence[WheelSpec], pool: ThreadPoolExecutor) -> list[_WheelPl
         for source, known in identities.items()
         if known[2] >= _DEDUP_HASH_MIN and len(by_size[known[2]]) > 1
     )
-    digests = dict(zip(to_hash, pool.map(deflate.hash_file, to_hash), strict=True))
+    digests = dict(zip(to_hash, pool.map(_sha256, to_hash), strict=True))
     keys_seen: set[_Key] = set()
     plans = []
     for spec, entries in ordered:
@@ -473,8 +474,19 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def _sha256(path: Path) -> bytes:
+    """The raw digest of a source file; a read failure names the file."""
+    try:
+        return bytes.fromhex(hash_file(path).sha256)
+    except OSError as exc:
+        raise WheelError(
+            path, f"cannot read: {exc.strerror}", hint="check the input file and run again"
+        ) from exc
+
+
 def _hash_and_size(path: Path) -> tuple[str, int]:
-    return deflate.hash_file(path).hex(), path.stat().st_size
+    found = hash_file(path)
+    return found.sha256, found.size
 
 
 def _b64(digest: bytes) -> str:

@@ -17,9 +17,9 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 
-from wheelyard.digest import hash_file
 from wheelyard.errors import IndexError_, format_list
-from wheelyard.index import IndexFile, parse_filename
+from wheelyard.index.render import IndexFile, parse_filename
+from wheelyard.wheelfile import hash_file
 
 MANIFEST_NAME = "build-manifest.json"
 GENERIC = "generic"

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from wheelyard.digest import hash_file
 from wheelyard.errors import DevelError
+from wheelyard.wheelfile import FileDigest, hash_file
 
 EntryType = Literal["file", "runtime-link", "symlink", "dir"]
 
@@ -152,7 +152,7 @@ def _add_entry(tar: tarfile.TarFile, entry: DevelEntry, *, mtime: int) -> dict[s
         info.mode = _LINK_MODE
         info.linkname = entry.target
         tar.addfile(info)
-        size, digest = _hash_file(entry)
+        digest, size = _hash_file(entry)
         record.update(target=entry.target, size=size, sha256=digest)
     else:
         assert entry.source is not None
@@ -171,11 +171,10 @@ def _add_entry(tar: tarfile.TarFile, entry: DevelEntry, *, mtime: int) -> dict[s
     return record
 
 
-def _hash_file(entry: DevelEntry) -> tuple[int, str]:
+def _hash_file(entry: DevelEntry) -> FileDigest:
     assert entry.source is not None
     _regular_file_size(entry)
-    digest, size = hash_file(entry.source)
-    return size, digest
+    return hash_file(entry.source)
 
 
 def _regular_file_size(entry: DevelEntry) -> int:

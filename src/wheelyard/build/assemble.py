@@ -14,29 +14,35 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from wheelyard import closure, elf, rpath
 from wheelyard.artifacts import StagedFile
-from wheelyard.dedup import PackageInstance
-from wheelyard.definitions import Profile
-from wheelyard.devel import DevelEntry, runtime_link_target
-from wheelyard.digest import hash_file
+from wheelyard.build.devel import DevelEntry, runtime_link_target
+from wheelyard.build.links import Payload, TreeLinks, runtime_payload
+from wheelyard.build.ownership import PackageInstance
+from wheelyard.build.split import FamilyView, SplitPlan
+from wheelyard.elf import (
+    MANYLINUX_SYSTEM_LIBS,
+    ClosureReport,
+    ElfInfo,
+    ShippedElf,
+    check_closure,
+    plan_runpaths,
+    read_elf,
+    set_runpath,
+)
 from wheelyard.errors import SplitError
-from wheelyard.families import GENERIC
-from wheelyard.links import Payload, TreeLinks, runtime_payload
-from wheelyard.split import FamilyView, SplitPlan
+from wheelyard.profile import GENERIC, Profile
+from wheelyard.wheelfile import hash_file
 
 
-def read_elf_facts(files: Iterable[StagedFile], *, jobs: int) -> dict[Path, elf.ElfInfo | None]:
+def read_elf_facts(files: Iterable[StagedFile], *, jobs: int) -> dict[Path, ElfInfo | None]:
     """ELF facts of every regular file (None for non-ELF files), keyed by source path."""
     sources = sorted({f.source for f in files if f.kind == "file"})
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        infos = list(pool.map(elf.read_elf, sources))
+        infos = list(pool.map(read_elf, sources))
     return dict(zip(sources, infos, strict=True))
 
 
-def tree_links(
-    plan: SplitPlan, elf_facts: Mapping[Path, elf.ElfInfo | None]
-) -> dict[str, TreeLinks]:
+def tree_links(plan: SplitPlan, elf_facts: Mapping[Path, ElfInfo | None]) -> dict[str, TreeLinks]:
     """Link facts per family view, plus one over the generic files alone.
 
     Generic packages are resolved against generic files only, so what they store never depends
@@ -80,14 +86,14 @@ def dependencies(instances: Iterable[PackageInstance]) -> dict[str, list[str]]:
 @dataclass(frozen=True, kw_only=True)
 class RunpathResult:
     sources: dict[tuple[str, str], Path]  # (dist, stored path) -> file to store
-    report: closure.ClosureReport
+    report: ClosureReport
     edits: dict[str, int]  # "unchanged" / "in-place" / "appended" / "patchelf" -> count
 
 
 def fix_runpaths(
     profile: Profile,
     payloads: Mapping[PackageInstance, list[Payload]],
-    elf_facts: Mapping[Path, elf.ElfInfo | None],
+    elf_facts: Mapping[Path, ElfInfo | None],
     *,
     workdir: Path,
     jobs: int,
@@ -99,20 +105,20 @@ def fix_runpaths(
             info = elf_facts.get(item.staged.source)
             if info is not None:
                 shipped.append(
-                    closure.ShippedElf(
+                    ShippedElf(
                         wheel=instance.dist_name,
                         install_dir=instance.module,
                         path=item.path,
                         info=info,
                     )
                 )
-    plan, report = closure.plan_runpaths(
+    plan, report = plan_runpaths(
         sorted(shipped, key=lambda s: (s.wheel, s.path)),
         dependencies(payloads),
-        system=closure.MANYLINUX_SYSTEM_LIBS,
+        system=MANYLINUX_SYSTEM_LIBS,
         allow_external=profile.allow_external,
     )
-    closure.check_closure(report)
+    check_closure(report)
     sources: dict[tuple[str, str], Path] = {}
     todo: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, str], Path]]] = {}
     edits = {"unchanged": 0, "in-place": 0, "appended": 0, "patchelf": 0}
@@ -140,7 +146,7 @@ def fix_runpaths(
         )
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(users[0][1], target)
-        how = rpath.set_runpath(target, wanted, append_min_size=profile.append_min_size)
+        how = set_runpath(target, wanted, append_min_size=profile.append_min_size)
         return how, target, [user for user, _ in users]
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

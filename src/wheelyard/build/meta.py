@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from wheelyard import __version__
-from wheelyard.definitions import Profile
 from wheelyard.errors import ProfileError
-from wheelyard.families import Family
-from wheelyard.wheel import FileEntry
+from wheelyard.profile import Family, Profile
+from wheelyard.wheelfile import FileEntry
 
 METADATA_VERSION = "2.4"
 

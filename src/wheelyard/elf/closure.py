@@ -26,7 +26,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from wheelyard.elf import ElfInfo
+from wheelyard.elf.read import ElfInfo
 from wheelyard.errors import ClosureError, ElfError
 
 # What a manylinux_2_28 system provides (auditwheel's policy for x86_64, PEP 600), plus the

@@ -19,7 +19,15 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from wheelyard.errors import IndexError_, format_list
-from wheelyard.index import (
+from wheelyard.index.merge import (
+    ExistingIndex,
+    Fetch,
+    MergedNamespace,
+    merge_namespaces,
+    read_existing_index,
+    urllib_fetch,
+)
+from wheelyard.index.render import (
     HTML_NAME,
     JSON_NAME,
     SIMPLE_DIR,
@@ -32,15 +40,7 @@ from wheelyard.index import (
     plan_pages,
     version_key,
 )
-from wheelyard.index_merge import (
-    ExistingIndex,
-    Fetch,
-    MergedNamespace,
-    merge_namespaces,
-    read_existing_index,
-    urllib_fetch,
-)
-from wheelyard.index_source import (
+from wheelyard.index.source import (
     GENERIC,
     MANIFEST_NAME,
     LocalWheel,

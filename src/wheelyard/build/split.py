@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wheelyard.artifacts import Artifact, StagedFile
-from wheelyard.dedup import Ownership, PackageInstance
-from wheelyard.definitions import PackageDef, Profile
+from wheelyard.build.ownership import Ownership, PackageInstance
 from wheelyard.errors import SplitError
-from wheelyard.families import GENERIC, Family
+from wheelyard.profile import GENERIC, Family, PackageDef, Profile
 
 
 @dataclass(frozen=True, kw_only=True)

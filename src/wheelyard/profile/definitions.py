@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from wheelyard.errors import ProfileError
-from wheelyard.families import GENERIC, Family, FamilyRegistry
-from wheelyard.tomlfile import read_toml
+from wheelyard.profile.families import GENERIC, Family, FamilyRegistry
+from wheelyard.profile.tomlfile import read_toml
 
 Scope = Literal["generic", "family"]
 Kind = Literal["runtime", "devel"]

@@ -14,16 +14,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wheelyard import artifacts as artifacts_mod
-from wheelyard import assemble
-from wheelyard import version as version_mod
-from wheelyard.definitions import Profile, load_profile
+from wheelyard.artifacts import Artifact, ArtifactSource, find_artifacts, read_artifact, select
+from wheelyard.build import assemble
+from wheelyard.build.split import plan_split
+from wheelyard.build.wheelset import PlannedWheel, plan_wheels
 from wheelyard.errors import SplitError, UsageError
-from wheelyard.families import GENERIC, Family
+from wheelyard.profile import GENERIC, Family, Profile, compute_version, load_profile
 from wheelyard.report import Reporter, human_size
-from wheelyard.split import plan_split
-from wheelyard.wheel import WrittenWheel, write_wheels
-from wheelyard.wheelset import PlannedWheel, plan_wheels
+from wheelyard.wheelfile import WrittenWheel, write_wheels
 
 DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01, the earliest time a ZIP entry can hold
 MANIFEST_NAME = "build-manifest.json"
@@ -73,7 +71,7 @@ def build(options: BuildOptions, *, reporter: Reporter) -> BuildResult:
         raise UsageError("--compression-level", "must be between 0 and 9")
     profile = load_profile(options.profile)
     families = profile.families.resolve(options.families or profile.default_families)
-    version = version_mod.compute(options.version, base_version=profile.base_version)
+    version = compute_version(options.version, base_version=profile.base_version)
     out = options.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -95,7 +93,7 @@ def _build_into(
 ) -> BuildResult:
     names = [f.name for f in families]
     reporter.line(f"building {', '.join(names)} version {version} from {options.artifacts}")
-    sources = artifacts_mod.select(artifacts_mod.find_artifacts(options.artifacts), names)
+    sources = select(find_artifacts(options.artifacts), names)
     work = staging / "work"
     read = _read_artifacts(sources, work / "extract", reporter)
     reporter.line(f"read {len(read)} artifacts ({sum(len(a.files) for a in read)} entries)")
@@ -181,16 +179,16 @@ def _build_into(
 
 
 def _read_artifacts(
-    sources: list[artifacts_mod.ArtifactSource], extract_to: Path, reporter: Reporter
-) -> list[artifacts_mod.Artifact]:
+    sources: list[ArtifactSource], extract_to: Path, reporter: Reporter
+) -> list[Artifact]:
     """Read every artifact; archives are extracted with progress over their compressed bytes."""
     archived = sum(s.path.stat().st_size for s in sources if s.is_archive)
     if not archived:
-        return [artifacts_mod.read_artifact(s, extract_to=extract_to) for s in sources]
+        return [read_artifact(s, extract_to=extract_to) for s in sources]
     read = []
     with reporter.progress("extracting archives", archived) as bar:
         for source in sources:
-            read.append(artifacts_mod.read_artifact(source, extract_to=extract_to))
+            read.append(read_artifact(source, extract_to=extract_to))
             if source.is_archive:
                 bar.advance(source.path.stat().st_size)
     return read

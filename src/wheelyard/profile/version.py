@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from packaging.version import InvalidVersion, Version
 
 from wheelyard.errors import VersionError
-
-ReleaseType = Literal["release", "prerelease", "nightly", "dev"]
 
 
 def parse(text: str) -> Version:
@@ -30,16 +26,3 @@ def compute(requested: str | None, *, base_version: str) -> str:
     if base.is_prerelease or base.is_devrelease or base.local or base.is_postrelease:
         raise VersionError(base_version, "the profile's base_version must be a plain X.Y.Z")
     return f"{base.base_version}.dev0"
-
-
-def release_type(version: str) -> ReleaseType:
-    """Classify a version by the forms REFERENCE lists (nightly is ``X.Y.ZaYYYYMMDD``)."""
-    parsed = parse(version)
-    if parsed.is_devrelease or parsed.local is not None:
-        return "dev"
-    if parsed.pre is not None:
-        kind, number = parsed.pre
-        if kind == "a" and number >= 20000101:
-            return "nightly"
-        return "prerelease"
-    return "release"

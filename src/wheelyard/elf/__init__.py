@@ -1,0 +1,24 @@
+"""ELF files: reading facts, editing RUNPATH, and checking the dependency closure."""
+
+from wheelyard.elf.closure import (
+    MANYLINUX_SYSTEM_LIBS,
+    ClosureReport,
+    ShippedElf,
+    check_closure,
+    plan_runpaths,
+    platform_tag,
+)
+from wheelyard.elf.read import ElfInfo, read_elf
+from wheelyard.elf.rpath import set_runpath
+
+__all__ = [
+    "MANYLINUX_SYSTEM_LIBS",
+    "ClosureReport",
+    "ElfInfo",
+    "ShippedElf",
+    "check_closure",
+    "plan_runpaths",
+    "platform_tag",
+    "read_elf",
+    "set_runpath",
+]
