@@ -4,6 +4,7 @@ import hashlib
 import io
 import lzma
 import os
+import stat
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -206,3 +207,237 @@ def test_hostile_members_are_refused(tmp_path: Path, kind: str) -> None:
     assert not (tmp_path / "out" / "x_lib_generic").exists()
     assert not list((tmp_path / "out").glob("*")), "nothing half-written"
     assert not (tmp_path / "evil").exists()
+
+
+# --- the confined extractor: what it accepts ------------------------------------------------
+
+
+def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def _extract(
+    tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], **kw: int
+) -> Path:
+    archive = _write_archive(tmp_path, "x_lib_generic", _tar_bytes(members), "zst")
+    return extract_archive(archive, tmp_path / "out" / "x_lib_generic", **kw)
+
+
+def _refused(
+    tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], match: str
+) -> None:
+    with pytest.raises(ArtifactError, match=match):
+        _extract(tmp_path, members)
+    assert not list((tmp_path / "out").iterdir()), "nothing half-written"
+
+
+def test_modes_are_masked_and_hard_links_share_the_file(tmp_path: Path) -> None:
+    setuid, _ = _file("stage/bin/tool", b"#!/bin/sh\n")
+    setuid.mode = 0o6777
+    shared, _ = _file("stage/share/open", b"data")
+    shared.mode = 0o666
+    directory = tarfile.TarInfo("stage/share")
+    directory.type = tarfile.DIRTYPE
+    directory.mode = 0o1777
+    root = _extract(
+        tmp_path,
+        [
+            (setuid, b"#!/bin/sh\n"),
+            (shared, b"data"),
+            (directory, None),
+            _link("stage/bin/tool2", "stage/bin/tool", tarfile.LNKTYPE),
+        ],
+    )
+    assert stat.S_IMODE((root / "stage/bin/tool").stat().st_mode) == 0o755
+    assert stat.S_IMODE((root / "stage/share/open").stat().st_mode) == 0o644
+    assert stat.S_IMODE((root / "stage/share").stat().st_mode) == 0o755
+    assert (root / "stage/bin/tool2").stat().st_ino == (root / "stage/bin/tool").stat().st_ino
+
+
+def test_dangling_and_chained_links_inside_are_kept(tmp_path: Path) -> None:
+    root = _extract(
+        tmp_path,
+        [
+            *_good_members(),
+            _link("stage/lib/libx.so.0", "libx.so"),  # through an earlier link
+            _link("stage/bin/gone", "../share/missing"),  # dangles, but inside
+            _link("stage/lib/up", ".."),
+            _link("stage/lib/self", "up/lib/libx.so.1"),
+        ],
+    )
+    assert (root / "stage/lib/libx.so.0").read_bytes() == b"ELF?"
+    assert os.readlink(root / "stage/bin/gone") == "../share/missing"
+
+
+def test_large_files_and_multiple_frames(tmp_path: Path) -> None:
+    data = os.urandom(3 << 20)
+    first = _tar_bytes([_file("artifact_manifest.txt", b"stage\n"), _file("stage/big", data)])
+    compressor = zstandard.ZstdCompressor()
+    archive = tmp_path / "x_lib_generic.tar.zst"
+    half = len(first) // 2  # two frames: the stream must be read across them
+    archive.write_bytes(compressor.compress(first[:half]) + compressor.compress(first[half:]))
+    root = extract_archive(archive, tmp_path / "out" / "x")
+    assert (root / "stage/big").read_bytes() == data
+
+
+def test_concatenated_xz_streams(tmp_path: Path) -> None:
+    raw = _tar_bytes(_good_members())
+    archive = tmp_path / "x_lib_generic.tar.xz"
+    archive.write_bytes(lzma.compress(raw[:700]) + lzma.compress(raw[700:]))
+    root = extract_archive(archive, tmp_path / "out" / "x")
+    assert (root / "stage/lib/libx.so.1").read_bytes() == b"ELF?"
+
+
+# --- the confined extractor: what it refuses ------------------------------------------------
+
+
+def test_link_made_escaping_by_a_later_member(tmp_path: Path) -> None:
+    # 'stage/l -> m/../..' stays inside while m is absent; m -> .. turns it into stage/../..
+    members = [*_good_members(), _link("stage/l", "m/../.."), _link("stage/m", "..")]
+    _refused(tmp_path, members, r"'stage/m' -> '\.\.' changes what the earlier symlink 'stage/l'")
+
+
+def test_symlink_loop(tmp_path: Path) -> None:
+    members = [*_good_members(), _link("stage/a", "b"), _link("stage/b", "a")]
+    _refused(tmp_path, members, "a loop")
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ([_link("stage/lib/up", ".."), _file("stage/lib/up/x", b"")], "below the symlink"),
+        ([_file("stage/lib/libx.so.1/x", b"")], "below the file"),
+        ([_file("stage/lib", b"")], "earlier members were extracted into"),
+        ([_link("stage/h", "stage/lib", tarfile.LNKTYPE)], "names a dir"),
+        ([_link("stage/h", "stage/lib/libx.so", tarfile.LNKTYPE)], "names a symlink"),
+        ([_link("stage/h", "stage/lib/up/lib/libx.so.1", tarfile.LNKTYPE)], "names nothing"),
+        ([_link("stage/h", "../x", tarfile.LNKTYPE)], "leaves the artifact"),
+        ([_link("stage/abs", "/etc/passwd")], "absolute target"),
+        ([(tarfile.TarInfo("stage/p"), None)], ""),  # a control: plain empty file passes
+    ],
+)
+def test_refused_members(
+    tmp_path: Path, extra: list[tuple[tarfile.TarInfo, bytes | None]], match: str
+) -> None:
+    if not match:
+        _extract(tmp_path, [*_good_members(), *extra])
+        return
+    _refused(tmp_path, [*_good_members(), *extra], match)
+
+
+@pytest.mark.parametrize("member_type", [tarfile.FIFOTYPE, tarfile.BLKTYPE, b"V"])
+def test_special_members(tmp_path: Path, member_type: bytes) -> None:
+    special = tarfile.TarInfo("stage/special")
+    special.type = member_type
+    _refused(tmp_path, [*_good_members(), (special, None)], "'stage/special' is ")
+
+
+def test_explicit_directory_twice(tmp_path: Path) -> None:
+    directory = tarfile.TarInfo("stage/lib")
+    directory.type = tarfile.DIRTYPE
+    _refused(tmp_path, [*_good_members(), (directory, None), (directory, None)], "appears twice")
+
+
+def test_declared_sizes_are_summed_against_the_limit(tmp_path: Path) -> None:
+    members = [*_good_members(), _file("stage/a", b"a" * 600), _file("stage/b", b"b" * 600)]
+    archive = _write_archive(tmp_path, "x_lib_generic", _tar_bytes(members))
+    with pytest.raises(ArtifactError, match="'stage/b' declares 600 bytes"):
+        extract_archive(archive, tmp_path / "out" / "x", max_bytes=1000)
+    extract_archive(archive, tmp_path / "out" / "x", max_bytes=1300)
+
+
+def test_oversized_pax_header_is_not_read_into_memory(tmp_path: Path) -> None:
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type = tarfile.XHDTYPE
+    header.size = 1 << 40
+    raw = header.tobuf(tarfile.GNU_FORMAT) + b"\0" * (20 << 20)
+    archive = tmp_path / "x_lib_generic.tar.zst"
+    archive.write_bytes(zstandard.ZstdCompressor(level=1).compress(raw))
+    with pytest.raises(ArtifactError, match="tar headers of the first member are larger"):
+        extract_archive(archive, tmp_path / "out" / "x")
+
+
+def test_data_after_the_end_is_read_and_bounded(tmp_path: Path) -> None:
+    raw = _tar_bytes(_good_members()) + b"\0" * (20 << 20)
+    archive = tmp_path / "x_lib_generic.tar.zst"
+    archive.write_bytes(zstandard.ZstdCompressor(level=1).compress(raw))
+    with pytest.raises(ArtifactError, match="after the end of the tar archive"):
+        extract_archive(archive, tmp_path / "out" / "x")
+
+
+# --- side files and directory artifacts ---------------------------------------------------
+
+
+@pytest.mark.timeout(10)
+def test_fifo_checksum_file_does_not_block(tmp_path: Path) -> None:
+    archive = _write_archive(tmp_path, "x_lib_generic", _tar_bytes(_good_members()))
+    os.mkfifo(tmp_path / f"{archive.name}.sha256sum")
+    with pytest.raises(ArtifactError, match="is a FIFO, not a regular file"):
+        extract_archive(archive, tmp_path / "out")
+
+
+def test_oversized_manifest(artifact_factory: Callable[..., Path]) -> None:
+    path = artifact_factory("blas_lib_generic", {"a": b"a"})
+    (path / "artifact_manifest.txt").write_text("stage\n" + "#" * (2 << 20))
+    with pytest.raises(ArtifactError, match="at most 1048576 allowed"):
+        read_artifact(find_artifacts(path.parent)[0], extract_to=path.parent / "x")
+
+
+def test_directory_link_escaping_through_another_link(
+    artifact_factory: Callable[..., Path],
+) -> None:
+    # As text, 'a/up/../../etc' is 'etc' inside the stage; followed, a/up is the stage itself.
+    files = {"a/up": Link(".."), "evil": Link("a/up/../../etc"), "lib/x": b"x"}
+    path = artifact_factory("blas_lib_generic", files)
+    with pytest.raises(ArtifactError, match="evil: symlink to 'a/up/../../etc' leaves artifact"):
+        read_artifact(find_artifacts(path.parent)[0], extract_to=path.parent / "x")
+
+
+def test_directory_file_name_with_control_characters(
+    artifact_factory: Callable[..., Path],
+) -> None:
+    path = artifact_factory("blas_lib_generic", {"lib/a\x1b[2Jb": b"x"})
+    with pytest.raises(ArtifactError, match=r"'lib/a\\x1b\[2Jb' contains control characters"):
+        read_artifact(find_artifacts(path.parent)[0], extract_to=path.parent / "x")
+
+
+def test_symlinked_artifacts_are_named_not_skipped(tmp_path: Path) -> None:
+    real = tmp_path / "elsewhere" / "blas_lib_generic"
+    real.mkdir(parents=True)
+    listing = tmp_path / "artifacts"
+    listing.mkdir()
+    (tmp_path / "elsewhere" / "README.md").write_text("read me")
+    (listing / "README.md").symlink_to(tmp_path / "elsewhere" / "README.md")
+    (listing / "notes.txt").symlink_to(tmp_path / "nowhere")  # dangling
+    assert find_artifacts(listing) == []
+    (listing / "blas_lib_generic").symlink_to(real)
+    with pytest.raises(ArtifactError, match="blas_lib_generic: is a symlink"):
+        find_artifacts(listing)
+
+
+def test_fifo_named_like_an_archive(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "blas_lib_generic.tar.xz")
+    with pytest.raises(ArtifactError, match="not a regular file"):
+        find_artifacts(tmp_path)
+
+
+def test_zstd_cut_at_a_member_boundary_is_noticed(tmp_path: Path) -> None:
+    # zstandard's reader ends quietly at a cut frame; tar would then see a clean end of archive
+    # after the first member, and a smaller tree would pass as the whole artifact.
+    raw = _tar_bytes(_good_members())
+    boundary = 512 + 512  # the manifest's header and data block
+    compressor = zstandard.ZstdCompressor()
+    first, second = compressor.compress(raw[:boundary]), compressor.compress(raw[boundary:])
+    archive = tmp_path / "x_lib_generic.tar.zst"
+    archive.write_bytes(first + second[:8])
+    with pytest.raises(ArtifactError, match="corrupt or truncated archive .the file ends inside"):
+        extract_archive(archive, tmp_path / "out" / "x")
+    skippable = (0x184D2A50).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"abc"
+    archive.write_bytes(skippable + first + second)
+    assert (extract_archive(archive, tmp_path / "out" / "x") / "artifact_manifest.txt").is_file()
+    archive.write_bytes(first + second + b"trailing garbage")
+    with pytest.raises(ArtifactError, match="no zstd frame at byte"):
+        extract_archive(archive, tmp_path / "out" / "x")

@@ -1,95 +1,93 @@
-"""Archived artifacts (``.tar.xz``, ``.tar.zst``): checksum and safe, all-or-nothing extraction."""
+"""Archived artifacts (``.tar.xz``, ``.tar.zst``): checksum and confined, all-or-nothing extraction.
+
+No ``tarfile`` extraction filter is used (their checks differ between CPython patch releases).
+Members are streamed and checked against a model of what has been extracted so far
+(:class:`~wheelyard.artifacts.tree.TreeModel`), then created by a
+:class:`~wheelyard.artifacts.confined.ConfinedWriter`, which never follows a link. The tree is
+built in a temporary directory beside the destination and renamed into place only when every
+member was accepted.
+"""
 
 from __future__ import annotations
 
 import lzma
-import posixpath
+import os
 import shutil
+import stat
 import tarfile
+import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
 import zstandard
 
+from wheelyard.artifacts.confined import ConfinedWriter, read_regular_file
+from wheelyard.artifacts.members import Action, MemberChecker
+from wheelyard.artifacts.streams import Allowance, Readable, XzReader, open_zstd
 from wheelyard.errors import ArtifactError
+from wheelyard.report import human_size
 from wheelyard.wheelfile import hash_file
+
+DEFAULT_MAX_EXTRACTED = 32 << 30
+CHECKSUM_LIMIT = 4096
+_HEADER_ALLOWANCE = 16 << 20  # tar headers (long names, pax records) between two members
+_DATA_CHUNK = 1 << 20
+_CORRUPT = (tarfile.TarError, lzma.LZMAError, zstandard.ZstdError, EOFError, zlib.error)
 
 
 def verify_checksum(archive: Path) -> bool:
     """Check ``<archive>.sha256sum`` if it exists; return whether one was checked."""
     sidecar = archive.with_name(archive.name + ".sha256sum")
-    if not sidecar.exists():
+    data = read_regular_file(sidecar, what="checksum file", limit=CHECKSUM_LIMIT)
+    if data is None:
         return False
     try:
-        expected = sidecar.read_text(encoding="utf-8").split()[0].lower()
-    except (OSError, UnicodeDecodeError, IndexError):
+        expected = data.decode("ascii").split()[0].lower()
+    except (UnicodeDecodeError, IndexError):
         raise ArtifactError(sidecar, "unreadable checksum file") from None
-    actual, _ = hash_file(archive)
+    try:
+        actual, _ = hash_file(archive)
+    except OSError as exc:
+        raise ArtifactError(archive, f"cannot read: {exc.strerror}") from None
     if actual != expected:
         raise ArtifactError(
             archive,
-            f"sha256 {actual} does not match {sidecar.name} ({expected})",
+            f"sha256 {actual} does not match {sidecar.name} ({expected!r})",
             hint="the download is corrupt: fetch it again",
         )
     return True
 
 
 @contextmanager
-def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
-    with open(archive, "rb") as raw:
-        stream: IO[bytes]
-        if archive.name.endswith(".tar.zst"):
-            stream = zstandard.ZstdDecompressor().stream_reader(raw)
-        else:
-            stream = lzma.open(raw)  # noqa: SIM115 - closed by the with below
-        with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-            yield tar
-
-
-def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
-    name = member.name
-    normal = posixpath.normpath(name)
-    if posixpath.isabs(name) or normal == ".." or normal.startswith("../"):
-        raise ArtifactError(
-            archive,
-            f"member {name!r} would be written outside the artifact",
-            hint="the archive is malicious or broken; do not use it",
-        )
-    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-        raise ArtifactError(archive, f"member {name!r} is a device or pipe; refusing to extract")
-    if member.issym():
-        target = posixpath.normpath(posixpath.join(posixpath.dirname(normal), member.linkname))
-        if posixpath.isabs(member.linkname) or target == ".." or target.startswith("../"):
-            raise ArtifactError(
-                archive,
-                f"symlink {name!r} -> {member.linkname!r} leaves the artifact",
-                hint="the archive is malicious or broken",
-            )
-    if member.islnk():
-        target = posixpath.normpath(member.linkname)
-        if posixpath.isabs(member.linkname) or target == ".." or target.startswith("../"):
-            raise ArtifactError(
-                archive,
-                f"hard link {name!r} -> {member.linkname!r} leaves the artifact",
-                hint="the archive is malicious or broken",
-            )
-
-
-def extract_archive(archive: Path, destination: Path) -> Path:
-    """Verify and extract ``archive`` into ``destination``, all or nothing."""
-    verify_checksum(archive)
-    partial = destination.with_name(destination.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+def _decompressed(archive: Path, max_bytes: int) -> Iterator[Readable]:
     try:
-        with _open_tar(archive) as tar:
-            for member in tar:
-                _check_member(archive, member)
-                tar.extract(member, partial, filter="tar")
-    except (tarfile.TarError, lzma.LZMAError, zstandard.ZstdError, EOFError, zlib.error) as exc:
+        fd = os.open(archive, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ArtifactError(archive, f"cannot open: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as raw:
+        if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+            raise ArtifactError(archive, "is not a regular file")
+        if archive.name.endswith(".tar.zst"):
+            yield open_zstd(raw, archive, max_bytes=max_bytes)
+        else:
+            yield XzReader(raw, archive)
+
+
+def extract_archive(
+    archive: Path, destination: Path, *, max_bytes: int = DEFAULT_MAX_EXTRACTED
+) -> Path:
+    """Verify and extract ``archive`` into ``destination``, all or nothing.
+
+    ``max_bytes`` bounds the sum of the members' declared sizes.
+    """
+    verify_checksum(archive)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{destination.name}.partial-", dir=destination.parent))
+    try:
+        _extract_into(archive, partial, max_bytes)
+    except _CORRUPT as exc:
         shutil.rmtree(partial, ignore_errors=True)
         raise ArtifactError(
             archive, f"corrupt or truncated archive ({exc})", hint="fetch the archive again"
@@ -100,3 +98,57 @@ def extract_archive(archive: Path, destination: Path) -> Path:
     shutil.rmtree(destination, ignore_errors=True)
     partial.rename(destination)
     return destination
+
+
+def _extract_into(archive: Path, partial: Path, max_bytes: int) -> None:
+    checker = MemberChecker(archive, partial, max_bytes=max_bytes)
+    with (
+        _decompressed(archive, max_bytes) as stream,
+        ConfinedWriter(partial) as writer,
+    ):
+        allowance = Allowance(stream, archive)
+        allowance.allow(_HEADER_ALLOWANCE, _headers_too_large(None))
+        with tarfile.open(fileobj=allowance, mode="r|") as tar:  # type: ignore[call-overload]
+            while (member := tar.next()) is not None:
+                action = checker.check(member)
+                allowance.allow(member.size + _HEADER_ALLOWANCE, _headers_too_large(member.name))
+                try:
+                    _apply(tar, member, action, writer)
+                except OSError as exc:
+                    raise ArtifactError(
+                        archive, f"member {member.name!r}: cannot extract: {exc.strerror}"
+                    ) from None
+        # Read to the end, so that a truncated stream or a bad checksum is noticed.
+        allowance.allow(_HEADER_ALLOWANCE, "too much data after the end of the tar archive")
+        while allowance.read(_DATA_CHUNK):
+            pass
+
+
+def _headers_too_large(after: str | None) -> str:
+    where = "the first member" if after is None else f"the member after {after!r}"
+    return f"the tar headers of {where} are larger than {human_size(_HEADER_ALLOWANCE)}"
+
+
+def _apply(
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    action: Action,
+    writer: ConfinedWriter,
+) -> None:
+    if action.kind == "dir":
+        writer.make_dir(action.path, member.mode)
+    elif action.kind == "file":
+        writer.write_file(action.path, member.mode, _chunks(tar, member))
+    elif action.kind == "symlink":
+        writer.symlink(action.path, member.linkname)
+    elif action.kind == "hardlink":
+        writer.hard_link(action.path, action.existing)
+
+
+def _chunks(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Iterator[bytes]:
+    source = tar.extractfile(member)
+    if source is None:  # pragma: no cover - checked: only regular files get here
+        return
+    with source:
+        while chunk := source.read(_DATA_CHUNK):
+            yield chunk
