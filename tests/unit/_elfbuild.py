@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,28 @@ MAIN_C = (
 # The oldest glibc symbol version per machine, as a (major, minor) pair.
 BASELINE_GLIBC = {"x86_64": (2, 2), "aarch64": (2, 17), "ppc64le": (2, 17), "s390x": (2, 2)}
 LONG_DIR = "/nonexistent/a/rather/long/build/tree/path/that/leaves/room/for/new/entries"
+# Byte offset and format of the ELF64 little-endian header fields the corruption tests patch.
+EHDR_FIELDS = {
+    "e_phoff": (32, "<Q"),
+    "e_shoff": (40, "<Q"),
+    "e_phentsize": (54, "<H"),
+    "e_phnum": (56, "<H"),
+    "e_shentsize": (58, "<H"),
+    "e_shnum": (60, "<H"),
+}
+SHDR_FIELDS = {
+    "sh_offset": (24, "<Q"),
+    "sh_size": (32, "<Q"),
+    "sh_link": (40, "<I"),
+    "sh_info": (44, "<I"),
+    "sh_entsize": (56, "<Q"),
+}
+PHDR_FIELDS = {
+    "p_offset": (8, "<Q"),
+    "p_paddr": (24, "<Q"),
+    "p_filesz": (32, "<Q"),
+    "p_memsz": (40, "<Q"),
+}
 
 
 def compile_elf(
@@ -94,3 +117,58 @@ def tree_with_base(tmp_path: Path, base: Path) -> Path:
     shutil.copy(base, tmp_path / base.parent.name / base.name)
     (tmp_path / "lib").mkdir()
     return tmp_path / "lib"
+
+
+def section_header(path: Path, name: str) -> int:
+    """File offset of the header of section ``name`` ("" is section 0) of an ELF64 LE file."""
+    data = path.read_bytes()
+    (shoff,) = struct.unpack_from("<Q", data, 40)
+    shnum, shstrndx = struct.unpack_from("<HH", data, 60)
+    (names,) = struct.unpack_from("<Q", data, shoff + shstrndx * 64 + 24)
+    for n in range(shnum):
+        (offset,) = struct.unpack_from("<I", data, shoff + n * 64)
+        start = names + offset
+        if data[start : data.index(b"\0", start)].decode() == name:
+            return shoff + n * 64
+    raise KeyError(name)
+
+
+def program_header(path: Path, kind: int) -> int:
+    """File offset of the first program header of type ``kind`` of an ELF64 LE file."""
+    data = path.read_bytes()
+    (phoff,) = struct.unpack_from("<Q", data, 32)
+    (phnum,) = struct.unpack_from("<H", data, 56)
+    for n in range(phnum):
+        if struct.unpack_from("<I", data, phoff + n * 56) == (kind,):
+            return phoff + n * 56
+    raise KeyError(kind)
+
+
+def dynamic_entry(path: Path, tag: int) -> int:
+    """File offset of the value of the first dynamic entry with ``tag`` (ELF64 LE)."""
+    data = path.read_bytes()
+    (offset,) = struct.unpack_from("<Q", data, section_header(path, ".dynamic") + 24)
+    while True:
+        found, _value = struct.unpack_from("<qQ", data, offset)
+        if found == tag:
+            return offset + 8
+        if found == 0:
+            raise KeyError(tag)
+        offset += 16
+
+
+def patch(path: Path, offset: int, fmt: str, value: int) -> None:
+    """Overwrite bytes of ``path`` at ``offset`` with ``value`` packed as ``fmt``."""
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(struct.pack(fmt, value))
+
+
+def patch_header(path: Path, field: str, value: int, *, section: str | None = None) -> None:
+    """Overwrite a field of the ELF header, or of the header of section ``section``."""
+    if section is None:
+        offset, fmt = EHDR_FIELDS[field]
+    else:
+        relative, fmt = SHDR_FIELDS[field]
+        offset = section_header(path, section) + relative
+    patch(path, offset, fmt, value)

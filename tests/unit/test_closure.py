@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from _elfbuild import BASE_C, DEP_C, compile_elf, load_in_subprocess, sha256
 
-from wheelyard.elf import closure, rpath
+from wheelyard.elf import closure, names, rpath
 from wheelyard.elf import read as elf
 from wheelyard.elf.closure import ShippedElf
 from wheelyard.elf.read import ElfInfo
-from wheelyard.errors import ClosureError, ElfError
+from wheelyard.errors import ClosureError, ElfError, LibraryNameError
 
 CORE = "rocm-sdk-core"
 CORE_DIR = "_rocm_sdk_core"
@@ -367,3 +367,122 @@ def test_plan_applied_to_real_libraries_loads_in_both_layouts(tmp_path: Path) ->
     plan_again, _ = _plan(again)
     assert rpath.set_runpath(installed, plan_again[(LIBS, "lib/libdep.so.1")]) == "unchanged"
     assert sha256(installed) == digest
+
+
+# Unsafe names and shadowing (wheelyard.elf.names).
+
+
+@pytest.mark.parametrize(
+    ("needed", "problem"),
+    [
+        ("../lib/libhack.so.1", "contains '/'"),
+        ("/abs/libhack.so.1", "contains '/'"),
+        ("", "is empty"),
+        ("..", "is not a file name"),
+        ("libtab\t.so", "contains control characters"),
+    ],
+)
+def test_unsafe_needed_is_an_error_naming_file_and_wheel(needed: str, problem: str) -> None:
+    item = ShippedElf(
+        wheel=LIBS,
+        install_dir=LIBS_DIR,
+        path="lib/librpp.so.1",
+        info=_info(soname="librpp.so.1", needed=("libc.so.6", needed)),
+        origin="rpp_lib_gfx120X-all/lib/librpp.so.1",
+    )
+    with pytest.raises(LibraryNameError) as caught:
+        names.check_names([HIP, item])
+    text = str(caught.value)
+    assert text.startswith(
+        f"unsafe library names in ELF files: {LIBS}/lib/librpp.so.1 "
+        "(from rpp_lib_gfx120X-all/lib/librpp.so.1): DT_NEEDED"
+    )
+    assert problem in text
+    assert "\t" not in text
+
+
+def test_unsafe_soname_is_an_error() -> None:
+    with pytest.raises(LibraryNameError, match=r'DT_SONAME "x/libamdhip64.so.7" contains'):
+        names.check_names([_core("lib/libamdhip64.so.7", soname="x/libamdhip64.so.7")])
+
+
+def test_escape_sequences_are_shown_escaped() -> None:
+    hostile = "lib\x1b]0;owned\x07\x1b[2J.so.1"
+    with pytest.raises(LibraryNameError) as caught:
+        names.check_names([_libs("lib/librpp.so.1", needed=(hostile,))])
+    text = str(caught.value)
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    assert r'"lib\x1b]0;owned\x07\x1b[2J.so.1" contains control characters' in text
+
+
+def test_safe_names_pass() -> None:
+    names.check_names([HIP, HSA, ROCBLAS, HIPBLAS])
+    names.check_shadowing([HIP, HSA, ROCBLAS, HIPBLAS])
+
+
+def _in(family: str | None, item: ShippedElf, origin: str = "") -> ShippedElf:
+    return ShippedElf(
+        wheel=item.wheel if family is None else f"{item.wheel}-{family}",
+        install_dir=item.install_dir,
+        path=item.path,
+        info=item.info,
+        family=family,
+        origin=origin,
+    )
+
+
+def test_soname_shadowing_a_core_library_is_an_error_naming_both() -> None:
+    shadow = _libs("lib/rpp/libamdhip64.so.7", soname="libamdhip64.so.7")
+    files = [
+        _in(None, HIP, "core-hip_lib_generic/lib/libamdhip64.so.7.1.25000"),
+        _in("gfx120X-all", shadow, "rpp_lib_gfx120X-all/lib/rpp/librpp.so.1"),
+        _in("gfx110X-all", ROCBLAS),
+    ]
+    with pytest.raises(LibraryNameError) as caught:
+        names.check_shadowing(files)
+    text = str(caught.value)
+    assert "\n" not in text.split("\n  -> ")[0], "one conflict: one line"
+    assert text.startswith(
+        "library names provided by more than one file of a wheel set: libamdhip64.so.7 in the "
+        "wheel set of gfx120X-all: rocm-sdk-core/lib/libamdhip64.so.7 (from "
+        "core-hip_lib_generic/lib/libamdhip64.so.7.1.25000) and "
+        f"{LIBS}-gfx120X-all/lib/rpp/libamdhip64.so.7 (from "
+        "rpp_lib_gfx120X-all/lib/rpp/librpp.so.1)"
+    )
+
+
+def test_file_name_of_a_library_without_soname_also_counts() -> None:
+    shadow = _libs("lib/libhsa-runtime64.so.1")  # no SONAME: found by its file name
+    with pytest.raises(LibraryNameError, match="libhsa-runtime64.so.1 in the wheel set of"):
+        names.check_shadowing([HSA, shadow])
+
+
+def test_same_soname_in_different_families_or_machines_is_fine() -> None:
+    # Every family's libraries wheel ships its own librocblas.so.5; they never install together.
+    names.check_shadowing([_in("gfx110X-all", ROCBLAS), _in("gfx120X-all", ROCBLAS), HIP])
+    arm = _core("lib/aarch64/libamdhip64.so.7", soname="libamdhip64.so.7", machine="aarch64")
+    names.check_shadowing([HIP, arm])
+    # Executables and GPU code objects provide no library.
+    exe = _core("bin/libamdhip64.so.7", executable=True)
+    code = _core("lib/kernels/libamdhip64.so.7", machine="amdgpu")
+    names.check_shadowing([HIP, exe, code])
+
+
+def test_generic_conflicts_are_reported_once_with_every_set() -> None:
+    twin = _core("lib/other/libamdhip64.so.7", soname="libamdhip64.so.7")
+    files = [HIP, twin, _in("gfx110X-all", ROCBLAS), _in("gfx120X-all", ROCBLAS)]
+    with pytest.raises(LibraryNameError) as caught:
+        names.check_shadowing(files)
+    assert "in the wheel set of gfx110X-all, gfx120X-all: rocm-sdk-core/lib/libamdhip64" in str(
+        caught.value
+    )
+    assert str(caught.value).count("libamdhip64.so.7 in the wheel set") == 1
+
+
+def test_missing_names_are_printed_escaped() -> None:
+    _, report = _plan([_libs("lib/librpp.so.1", needed=("libnot\x1b[2Jthere.so",))])
+    with pytest.raises(ClosureError) as caught:
+        closure.check_closure(report)
+    assert "\x1b" not in str(caught.value)
+    assert r"libnot\x1b[2Jthere.so" in str(caught.value)

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import io
 import platform
+import shutil
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,15 @@ from _elfbuild import (
     DEP_C,
     MAIN_C,
     OLD_GLIBC_C,
+    PHDR_FIELDS,
     compile_elf,
+    dynamic_entry,
+    patch,
+    patch_header,
+    program_header,
 )
 
+from wheelyard.elf import parse
 from wheelyard.elf import read as elf
 from wheelyard.errors import ElfError
 
@@ -254,3 +262,152 @@ def test_dynstr_references_see_merged_string_tails(tmp_path: Path) -> None:
     start = table.index(b"/x/libbase.so.1\0")
     refs = elf.dynstr_references(lib, start, start + len("/x/libbase.so.1"))
     assert refs == frozenset({start + len("/x/")})
+
+
+# Hostile input: every size and count comes from a header and is checked before it is used.
+
+
+@pytest.fixture
+def victim(built: dict[str, Path], tmp_path: Path) -> Path:
+    copy = tmp_path / "libvictim.so.1"
+    shutil.copy(built["oldglibc"], copy)  # has version needs, symbols and section headers
+    return copy
+
+
+def _every_reader(path: Path, message: str) -> None:
+    readers: list[Callable[[Path], object]] = [
+        elf.read_elf,
+        elf.read_layout,
+        lambda p: elf.dynstr_references(p, 0, 1 << 40),
+    ]
+    for read in readers:
+        with pytest.raises(ElfError, match=rf"libvictim\.so\.1: cannot be parsed: .*{message}"):
+            read(path)
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value", "message"),
+    [
+        (".dynsym", "sh_entsize", 1 << 40, "a symbol table.* sh_entsize 1099511627776, not 24"),
+        (".dynsym", "sh_entsize", 0, "sh_entsize 0, not 24"),
+        (".comment", "sh_entsize", 1 << 50, "sh_entsize 1125899906842624, larger than the file"),
+        (".dynstr", "sh_size", 1 << 62, "section .* past the end of the file"),
+        (".gnu.version_r", "sh_offset", (1 << 64) - 1, "past the end of the file"),
+        (".dynamic", "sh_link", 0xFFFF, "links to section 65535, which does not exist"),
+        ("", "sh_size", 1 << 40, None),  # extended numbering, with e_shnum = 0 below
+    ],
+)
+def test_absurd_section_header_is_a_clean_error(
+    victim: Path, section: str, field: str, value: int, message: str | None
+) -> None:
+    patch_header(victim, field, value, section=section)
+    if message is None:
+        patch_header(victim, "e_shnum", 0)
+        message = "1099511627776 section headers"
+    _every_reader(victim, message)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("e_shnum", 0xFFFF, "section header table of 65535 entries"),
+        ("e_shoff", 1 << 62, "section header table"),
+        ("e_shentsize", 1 << 15, "e_shentsize is 32768, not 64"),
+        ("e_phnum", 0xFFFF, "extended program header numbering"),
+        ("e_phnum", 0xFFFE, "program header table of 65534 entries .* ends past the end"),
+        ("e_phoff", (1 << 64) - 1, "program header table"),
+    ],
+)
+def test_absurd_elf_header_is_a_clean_error(
+    victim: Path, field: str, value: int, message: str
+) -> None:
+    patch_header(victim, field, value)
+    _every_reader(victim, message)
+
+
+def test_dynamic_array_larger_than_the_cap_is_refused(victim: Path) -> None:
+    with open(victim, "r+b") as handle:  # room for it, as sparse zeros
+        handle.truncate(2 * elf.MAX_DYNAMIC_SIZE)
+    offset, fmt = PHDR_FIELDS["p_filesz"]
+    patch(victim, program_header(victim, 2) + offset, fmt, elf.MAX_DYNAMIC_SIZE + 16)
+    _every_reader(victim, "PT_DYNAMIC is 1048592 bytes .more than 1048576.")
+
+
+def test_string_offsets_must_stay_inside_the_string_table(victim: Path) -> None:
+    patch(victim, dynamic_entry(victim, 1), "<Q", 1 << 40)  # DT_NEEDED
+    with pytest.raises(ElfError, match=r"DT_NEEDED string offset 0x10000000000 is past"):
+        elf.read_elf(victim)
+
+
+def test_string_without_nul_inside_its_table_is_refused(victim: Path) -> None:
+    layout = elf.read_layout(victim)
+    assert layout is not None
+    assert layout.strtab_offset is not None
+    last = layout.strtab_size - 1
+    patch(victim, layout.strtab_offset + last, "<B", ord("x"))
+    patch(victim, dynamic_entry(victim, 1), "<Q", last)
+    with pytest.raises(ElfError, match=r"DT_NEEDED string at offset .* has no NUL within 1 bytes"):
+        elf.read_elf(victim)
+
+
+def test_string_table_outside_every_segment_is_refused(victim: Path) -> None:
+    patch(victim, dynamic_entry(victim, 5), "<Q", 1 << 50)  # DT_STRTAB
+    with pytest.raises(ElfError, match="no string table"):
+        elf.read_elf(victim)
+
+
+def test_version_chains_cannot_run_past_their_table(tmp_path: Path) -> None:
+    # A version need claiming 65535 auxiliaries, each pointing 16 bytes further on.
+    header = bytearray(64)
+    header[:7] = b"\x7fELF\x02\x01\x01"
+    table = struct.pack("<HHIII", 1, 0xFFFF, 0, 16, 0)
+    table += struct.pack("<IHHII", 0, 0, 0, 0, 16) * 4
+    path = tmp_path / "chain"
+    path.write_bytes(bytes(header) + table)
+    with open(path, "rb") as stream:
+        bounded = parse.BoundedFile(stream, path.stat().st_size)
+        with pytest.raises(parse.Malformed, match="outside its table"):
+            list(parse.verneed(bounded, (64, 64 + len(table)), None))
+        # A count of needs larger than the table holds stops at the table's end too.
+        looping = struct.pack("<HHIII", 1, 0, 0, 0, 16) * 4
+        path.write_bytes(bytes(header) + looping)
+        with pytest.raises(parse.Malformed, match="outside its table"):
+            list(parse.verneed(bounded, (64, 64 + len(looping)), 1 << 32))
+
+
+def test_corrupting_any_header_field_gives_an_error_or_a_result(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """Every 8-byte field of the headers and dynamic array, set to absurd values."""
+    data = built["oldglibc"].read_bytes()
+    phoff, shoff = struct.unpack_from("<QQ", data, 32)
+    phnum, _, shnum = struct.unpack_from("<HHH", data, 56)
+    layout = elf.read_layout(built["oldglibc"])
+    assert layout is not None
+    assert layout.dynamic_offset is not None
+    regions = [
+        (0, 64),
+        (phoff, phoff + phnum * 56),
+        (shoff, shoff + shnum * 64),
+        (layout.dynamic_offset, layout.dynamic_offset + layout.dynamic_size),
+    ]
+    target = tmp_path / "libmutant.so"
+    read = 0
+    messages: list[str] = []
+    for start, end in regions:
+        for at in range(start, end, 8):
+            for value in (0, (1 << 64) - 1):
+                mutant = bytearray(data)
+                mutant[at : at + 8] = value.to_bytes(8, "little")
+                target.write_bytes(mutant)
+                try:
+                    elf.read_elf(target)
+                    elf.read_layout(target)
+                    elf.dynstr_references(target, 0, 1 << 40)
+                except ElfError as exc:
+                    messages.append(str(exc))
+                else:
+                    read += 1
+    assert len(messages) > 100
+    assert read > 100
+    assert all(message.startswith(f"ELF file {target}: cannot be parsed: ") for message in messages)

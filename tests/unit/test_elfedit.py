@@ -22,10 +22,14 @@ from _elfbuild import (
     DEP_C,
     LONG_DIR,
     MAIN_C,
+    PHDR_FIELDS,
     build_base,
     clean_env,
     compile_elf,
     load_in_subprocess,
+    patch,
+    patch_header,
+    program_header,
     sha256,
     tree_with_base,
 )
@@ -479,3 +483,34 @@ def test_broken_append_is_caught_by_the_verification(
     monkeypatch.setattr(elfedit, "append_runpath", truncate)
     with pytest.raises(ElfError, match="after the appended RUNPATH edit"):
         rpath.set_runpath(lib, [OTHER], runner=_refuse)
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "reason"),
+    [
+        # PT_NOTE lies in the range that moves: its new address would overflow p_paddr.
+        (4, "p_paddr", "a moved header or dynamic entry would not fit in its ELF64 field"),
+        (4, "p_memsz", "a segment ends past the end of the 64-bit address space"),
+        (1, "p_memsz", "the new segment would end past the end of the 64-bit address space"),
+        (1, "p_filesz", "a PT_LOAD segment ends past the end of the file"),
+    ],
+)
+def test_absurd_headers_are_refused_before_any_write(
+    tmp_path: Path, base: Path, kind: int, field: str, reason: str
+) -> None:
+    lib = compile_elf(tree_with_base(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
+    offset, fmt = PHDR_FIELDS[field]
+    patch(lib, program_header(lib, kind) + offset, fmt, (1 << 64) - 16)
+    digest = sha256(lib)
+    assert elfedit.append_runpath(lib, OTHER) == reason
+    assert sha256(lib) == digest
+
+
+def test_section_names_outside_the_file_do_not_qualify(tmp_path: Path, base: Path) -> None:
+    lib = compile_elf(tree_with_base(tmp_path, base) / "libdep.so.1", DEP_C, needs=[base])
+    patch_header(lib, "sh_offset", 1 << 62, section=".shstrtab")
+    digest = sha256(lib)
+    assert elfedit.append_runpath(lib, OTHER) == (
+        "the dynamic sections are not named .dynamic and .dynstr"
+    )
+    assert sha256(lib) == digest

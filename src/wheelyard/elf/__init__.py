@@ -8,6 +8,7 @@ from wheelyard.elf.closure import (
     plan_runpaths,
     platform_tag,
 )
+from wheelyard.elf.names import check_names, check_shadowing
 from wheelyard.elf.read import ElfInfo, read_elf
 from wheelyard.elf.rpath import set_runpath
 
@@ -17,6 +18,8 @@ __all__ = [
     "ElfInfo",
     "ShippedElf",
     "check_closure",
+    "check_names",
+    "check_shadowing",
     "plan_runpaths",
     "platform_tag",
     "read_elf",

@@ -1,7 +1,7 @@
 """Resolve every DT_NEEDED of the wheels' ELF files, plan their RUNPATHs, pick platform tags.
 
 Pure functions on data: the caller reads the files (:func:`wheelyard.elf.read_elf`), applies the
-plan (:func:`wheelyard.rpath.set_runpath`) and writes the report.
+plan (:func:`wheelyard.elf.set_runpath`) and writes the report.
 
 Resolution order for each NEEDED name of a file in wheel W:
 
@@ -28,6 +28,7 @@ from typing import Any
 
 from wheelyard.elf.read import ElfInfo
 from wheelyard.errors import ClosureError, ElfError
+from wheelyard.report import printable
 
 # What a manylinux_2_28 system provides (auditwheel's policy for x86_64, PEP 600), plus the
 # dynamic loader, which auditwheel treats as part of glibc.
@@ -54,6 +55,8 @@ class ShippedElf:
     install_dir: str  # the wheel's top directory, e.g. "_rocm_sdk_libraries_gfx120X_all"
     path: str  # posix path inside install_dir, e.g. "lib/librocblas.so.5"
     info: ElfInfo
+    family: str | None = None  # the family whose wheel set holds it; None: generic (every set)
+    origin: str = ""  # where it comes from, for messages: "core-hip_lib_generic/lib/x.so.7"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +139,7 @@ def check_closure(report: ClosureReport) -> None:
         line = f"{wheel}/{path}: needs {needed}"
         if needed in elsewhere:
             line += f" (shipped by {', '.join(elsewhere[needed])}, not a dependency of {wheel})"
-        lines.append(line)
+        lines.append(printable(line))
     raise ClosureError(lines)
 
 
@@ -151,7 +154,7 @@ def plan_runpaths(
     ordered = sorted(files, key=lambda f: (f.wheel, f.path))
     providers: dict[tuple[str, str], list[ShippedElf]] = {}
     for item in ordered:
-        if _is_library(item.info):
+        if is_library(item.info):
             name = item.info.soname or posixpath.basename(item.path)
             providers.setdefault((item.wheel, name), []).append(item)
     wheels = sorted({item.wheel for item in ordered} | set(depends))
@@ -218,7 +221,7 @@ def platform_tag(
     return f"manylinux_{glibc[0]}_{glibc[1]}_{machines[0]}"
 
 
-def _is_library(info: ElfInfo) -> bool:
+def is_library(info: ElfInfo) -> bool:
     # A PIE executable is ET_DYN too, but without a SONAME nothing can name it in DT_NEEDED.
     return info.elf_type == "ET_DYN" and (info.soname is not None or not info.is_executable)
 

@@ -1,11 +1,19 @@
-"""What wheelyard needs to know about ELF files; the only module that uses pyelftools.
+"""What wheelyard needs to know about ELF files, read with every size checked before use.
 
-Every function takes a path and reads only what it needs (ELF header, program and section
-headers, the dynamic array, the dynamic string table and the symbol-version sections) through
-pyelftools' stream reader, so even a 1.3 GB library costs a few kilobytes of reads. Files that do
-not start with the ELF magic (linker scripts named ``libfoo.so``, empty files, text) are not ELF:
-:func:`read_elf` returns ``None`` for them. A file that starts with the magic but cannot be parsed
-(truncated, corrupt) raises :class:`~wheelyard.errors.ElfError` naming the file.
+Every function takes a path and reads only what it needs: the ELF header, the program headers,
+the dynamic array, single strings of the dynamic string table and the version needs, and the
+section headers (checked, and for :func:`dynstr_references` the version sections and dynamic
+symbol names they point to). Even a 1.3 GB library costs a few kilobytes of reads.
+
+Nothing in the file is trusted (see :mod:`wheelyard.elf.parse`): every table's place and size
+come from a header and are checked against the file's size before a byte of it is read, entry
+sizes must be the ones the ELF class defines, and counts are capped. Strings of the dynamic array
+are found the way the loader finds them, through DT_STRTAB/DT_STRSZ and the PT_LOAD segments,
+never through section headers (which the loader ignores, so they could tell another story).
+
+Files that do not start with the ELF magic (linker scripts named ``libfoo.so``, empty files,
+text) are not ELF: :func:`read_elf` returns ``None`` for them. A file that starts with the magic
+but is truncated, corrupt or absurd raises :class:`~wheelyard.errors.ElfError` naming the file.
 """
 
 from __future__ import annotations
@@ -16,55 +24,80 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from elftools.common.exceptions import ELFError
-from elftools.construct import ConstructError
-from elftools.elf.dynamic import DynamicSegment, DynamicTag
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE
 
+from wheelyard.elf.parse import (
+    MAX_DYNAMIC_SIZE,
+    BoundedFile,
+    Malformed,
+    Segment,
+    symbol_names,
+    verdef_names,
+    verneed,
+)
 from wheelyard.errors import ElfError
+from wheelyard.report import printable
+
+__all__ = [
+    "ELF_MAGIC",
+    "MAX_DYNAMIC_SIZE",
+    "DynamicLayout",
+    "ElfInfo",
+    "Segment",
+    "dynstr_references",
+    "is_elf",
+    "layout_problems",
+    "read_elf",
+    "read_layout",
+]
 
 ELF_MAGIC = b"\x7fELF"
 
-# Dynamic tags that rpath.py edits.
+# Dynamic tags.
 DT_NULL = 0
+DT_NEEDED = 1
+DT_STRTAB = 5
+DT_STRSZ = 10
+DT_SONAME = 14
 DT_RPATH = 15
 DT_RUNPATH = 29
-# Tags whose value is an offset into the dynamic string table (besides RPATH/RUNPATH).
+DT_VERNEED = 0x6FFFFFFE
+DT_VERNEEDNUM = 0x6FFFFFFF
+# Tags whose value is an offset into the dynamic string table (besides RPATH/RUNPATH):
+# NEEDED, SONAME, SUNW_FILTER, CONFIG, DEPAUDIT, AUDIT, AUXILIARY, FILTER.
 _STRING_TAGS = frozenset(
-    {
-        "DT_NEEDED",
-        "DT_SONAME",
-        "DT_AUXILIARY",
-        "DT_FILTER",
-        "DT_CONFIG",
-        "DT_DEPAUDIT",
-        "DT_AUDIT",
-        "DT_SUNW_FILTER",
-    }
+    {DT_NEEDED, DT_SONAME, 0x6000000F, 0x6FFFFEFA, 0x6FFFFEFB, 0x6FFFFEFC, 0x7FFFFFFD, 0x7FFFFFFF}
 )
-
-_TAG_STRING = {
-    "DT_NEEDED": "needed",
-    "DT_SONAME": "soname",
-    "DT_RPATH": "rpath",
-    "DT_RUNPATH": "runpath",
+_TAG_NAMES = {
+    DT_NEEDED: "DT_NEEDED",
+    DT_SONAME: "DT_SONAME",
+    DT_RPATH: "DT_RPATH",
+    DT_RUNPATH: "DT_RUNPATH",
 }
+_SHT_STRTAB = 3
+_SHT_DYNAMIC = 6
+_SHT_NOBITS = 8
+_SHT_DYNSYM = 11
+_SHT_GNU_VERDEF = 0x6FFFFFFD
+_SHT_GNU_VERNEED = 0x6FFFFFFE
+_VERNEED_SIZE = 16
+
 # e_machine -> the architecture name used in wheel platform tags.
 _MACHINES = {
-    "EM_X86_64": "x86_64",
-    "EM_386": "i686",
-    "EM_AARCH64": "aarch64",
-    "EM_ARM": "armv7l",
-    "EM_S390": "s390x",
-    "EM_RISCV": "riscv64",
-    "EM_LOONGARCH": "loongarch64",
-    "EM_AMDGPU": "amdgpu",
+    62: "x86_64",
+    3: "i686",
+    183: "aarch64",
+    40: "armv7l",
+    22: "s390x",
+    243: "riscv64",
+    258: "loongarch64",
+    224: "amdgpu",
 }
+_EM_PPC64 = 21
+_MACHINE_NAMES = {v: k for k, v in reversed(list(ENUM_E_MACHINE.items())) if isinstance(v, int)}
+_TYPE_NAMES = {v: k for k, v in ENUM_E_TYPE.items() if isinstance(v, int)}
 _GLIBC = re.compile(r"GLIBC_(\d+)\.(\d+)")
-_PARSE_ERRORS = (ELFError, ConstructError, struct.error, ValueError, EOFError, UnicodeError)
 _CORRUPT_HINT = "the file is truncated or corrupt; rebuild or re-download the artifact holding it"
 
 
@@ -84,24 +117,6 @@ class ElfInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Segment:
-    """One program header."""
-
-    kind: str  # "PT_LOAD", "PT_DYNAMIC", "PT_PHDR", ... (a number for unknown types)
-    offset: int
-    filesz: int
-    vaddr: int
-    memsz: int
-
-    def covers(self, other: Segment) -> bool:
-        """Whether ``other`` lies inside this segment, both in the file and in memory."""
-        inside = self.offset <= other.offset and (
-            other.offset + other.filesz <= self.offset + self.filesz
-        )
-        return inside and other.vaddr - self.vaddr == other.offset - self.offset
-
-
-@dataclass(frozen=True, kw_only=True)
 class DynamicLayout:
     """Where the dynamic array and string table sit in the file, for in-place edits."""
 
@@ -111,7 +126,7 @@ class DynamicLayout:
     file_size: int
     segments: tuple[Segment, ...]
     dynamic_offset: int | None  # file offset of PT_DYNAMIC, None for static files
-    dynamic_size: int  # PT_DYNAMIC p_filesz
+    dynamic_size: int  # PT_DYNAMIC p_filesz (at most MAX_DYNAMIC_SIZE)
     entry_size: int  # size of one Elf_Dyn entry (16 on 64-bit, 8 on 32-bit)
     strtab_offset: int | None  # file offset of DT_STRTAB
     strtab_size: int  # DT_STRSZ
@@ -125,9 +140,12 @@ def is_elf(path: Path) -> bool:
         return stream.read(4) == ELF_MAGIC
 
 
-def read_elf(path: Path) -> ElfInfo | None:
-    """Read the :class:`ElfInfo` of ``path``; ``None`` if it is not an ELF file."""
-    with _open(path) as parsed:
+def read_elf(path: Path, *, name: str | None = None) -> ElfInfo | None:
+    """Read the :class:`ElfInfo` of ``path``; ``None`` if it is not an ELF file.
+
+    Errors name the file ``name`` (say ``artifact/lib/libx.so``) when given, else ``path``.
+    """
+    with _open(path, name) as parsed:
         return None if parsed is None else _info(parsed)
 
 
@@ -170,207 +188,161 @@ def dynstr_references(path: Path, start: int, end: int) -> frozenset[int] | None
 
 @dataclass(frozen=True, kw_only=True)
 class _Parsed:
-    elf: ELFFile
-    segments: tuple[Segment, ...]
-    dynamic: DynamicSegment | None
+    elf: BoundedFile
+    dynamic: Segment | None
+    entries: tuple[tuple[int, int], ...]  # the dynamic array up to (without) DT_NULL
+    strtab: tuple[int, int] | None  # (file offset, size) of the dynamic string table
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[_Parsed | None]:
+def _open(path: Path, name: str | None = None) -> Iterator[_Parsed | None]:
     if not is_elf(path):
         yield None
         return
     with open(path, "rb") as stream:
         try:
-            elf = ELFFile(stream)
-            segments = _segments(elf)
-            _check_tables_in_file(elf, segments)
-            yield _Parsed(elf=elf, segments=segments, dynamic=_dynamic(elf))
-        except _PARSE_ERRORS as exc:
-            raise ElfError(path, f"cannot be parsed: {exc}", hint=_CORRUPT_HINT) from None
-
-
-def _check_tables_in_file(elf: ELFFile, segments: tuple[Segment, ...]) -> None:
-    size = elf.stream_len
-    header = elf.header
-    if header["e_phnum"] and header["e_phoff"] + header["e_phnum"] * header["e_phentsize"] > size:
-        raise ELFError(f"program headers end past the end of the file ({size} bytes)")
-    if header["e_shnum"] and header["e_shoff"] + header["e_shnum"] * header["e_shentsize"] > size:
-        raise ELFError(f"section headers end past the end of the file ({size} bytes)")
-    for seg in segments:
-        if seg.kind in ("PT_LOAD", "PT_DYNAMIC") and seg.offset + seg.filesz > size:
-            raise ELFError(f"{seg.kind} at offset {seg.offset:#x} ends past the end of the file")
-
-
-def _segments(elf: ELFFile) -> tuple[Segment, ...]:
-    segments = []
-    for segment in elf.iter_segments():
-        kind = segment["p_type"]
-        segments.append(
-            Segment(
-                kind=kind if isinstance(kind, str) else f"{kind:#x}",
-                offset=segment["p_offset"],
-                filesz=segment["p_filesz"],
-                vaddr=segment["p_vaddr"],
-                memsz=segment["p_memsz"],
+            stream.seek(0, 2)
+            elf = BoundedFile(stream, stream.tell())
+            elf.check_sections()
+            dynamic = next((s for s in elf.segments if s.kind == "PT_DYNAMIC" and s.filesz), None)
+            entries = _dynamic_entries(elf, dynamic)
+            yield _Parsed(
+                elf=elf, dynamic=dynamic, entries=entries, strtab=_string_table(elf, entries)
             )
-        )
-    return tuple(segments)
+        except (Malformed, struct.error, UnicodeError) as exc:
+            shown = printable(str(path) if name is None else name)
+            raise ElfError(shown, f"cannot be parsed: {exc}", hint=_CORRUPT_HINT) from None
 
 
-def _dynamic(elf: ELFFile) -> DynamicSegment | None:
-    for segment in elf.iter_segments("PT_DYNAMIC"):
-        if isinstance(segment, DynamicSegment) and segment["p_filesz"]:
-            return segment
-    return None
-
-
-def _tags(parsed: _Parsed) -> Iterator[DynamicTag]:
+def _dynamic_entries(elf: BoundedFile, dynamic: Segment | None) -> tuple[tuple[int, int], ...]:
     """The dynamic entries up to DT_NULL, never reading past the end of PT_DYNAMIC."""
-    dynamic = parsed.dynamic
     if dynamic is None:
-        return
-    for n in range(dynamic["p_filesz"] // parsed.elf.structs.Elf_Dyn.sizeof()):
-        tag = dynamic.get_tag(n)
-        if tag.entry.d_tag == "DT_NULL":
-            return
-        yield tag
+        return ()
+    if dynamic.filesz > MAX_DYNAMIC_SIZE:
+        raise Malformed(f"PT_DYNAMIC is {dynamic.filesz} bytes (more than {MAX_DYNAMIC_SIZE})")
+    length = dynamic.filesz - dynamic.filesz % elf.dyn.size
+    entries = []
+    for tag, value in elf.dyn.iter_unpack(elf.read(dynamic.offset, length, "PT_DYNAMIC")):
+        if tag == DT_NULL:
+            break
+        entries.append((tag, value))
+    return tuple(entries)
 
 
-def _machine(elf: ELFFile) -> str:
-    e_machine: Any = elf.header["e_machine"]
-    if not isinstance(e_machine, str):
-        return f"machine-{e_machine}"
-    if e_machine == "EM_PPC64":
+def _string_table(elf: BoundedFile, entries: tuple[tuple[int, int], ...]) -> tuple[int, int] | None:
+    # When a tag repeats, the loader keeps the last one; so do we.
+    address = next((v for t, v in reversed(entries) if t == DT_STRTAB), None)
+    size = next((v for t, v in reversed(entries) if t == DT_STRSZ), None)
+    if address is None or size is None:
+        return None
+    offset = elf.file_offset(address, size)
+    return None if offset is None else (offset, size)
+
+
+def _machine(elf: BoundedFile) -> str:
+    if elf.e_machine == _EM_PPC64:
         return "ppc64le" if elf.little_endian else "ppc64"
-    return _MACHINES.get(e_machine, e_machine.removeprefix("EM_").lower())
+    if elf.e_machine in _MACHINES:
+        return _MACHINES[elf.e_machine]
+    name = _MACHINE_NAMES.get(elf.e_machine)
+    return name.removeprefix("EM_").lower() if name else f"machine-{elf.e_machine}"
 
 
 def _info(parsed: _Parsed) -> ElfInfo:
     elf = parsed.elf
-    soname: str | None = None
-    needed: list[str] = []
-    rpath: tuple[str, ...] = ()
-    runpath: tuple[str, ...] = ()
-    for tag in _tags(parsed):
-        kind = tag.entry.d_tag
-        if kind not in _TAG_STRING:
-            continue
-        # pyelftools resolves these tags' strings into attributes named after the tag.
-        value = str(getattr(tag, _TAG_STRING[kind]))
-        # When a tag repeats, the loader keeps the last one; so do we.
-        if kind == "DT_NEEDED":
-            needed.append(value)
-        elif kind == "DT_SONAME":
-            soname = value
-        elif kind == "DT_RPATH":
-            rpath = tuple(value.split(":"))
-        else:
-            runpath = tuple(value.split(":"))
+    strings: dict[int, list[str]] = {}
+    for tag, value in parsed.entries:
+        if tag in _TAG_NAMES:
+            raw = elf.string(parsed.strtab, value, _TAG_NAMES[tag])
+            try:
+                strings.setdefault(tag, []).append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise Malformed(f"the {_TAG_NAMES[tag]} string {raw!r} is not UTF-8") from None
+    # When a tag repeats, the loader keeps the last one; so do we (DT_NEEDED all count).
+    rpath = strings.get(DT_RPATH, [])
+    runpath = strings.get(DT_RUNPATH, [])
     return ElfInfo(
         machine=_machine(elf),
-        bits=elf.elfclass,
-        elf_type=str(elf.header["e_type"]),
-        is_executable=any(seg.kind == "PT_INTERP" for seg in parsed.segments),
-        soname=soname,
-        needed=tuple(needed),
-        rpath=rpath,
-        runpath=runpath,
-        glibc=_newest_glibc(elf),
+        bits=elf.bits,
+        elf_type=_TYPE_NAMES.get(elf.e_type, str(elf.e_type)),
+        is_executable=any(seg.kind == "PT_INTERP" for seg in elf.segments),
+        soname=strings[DT_SONAME][-1] if DT_SONAME in strings else None,
+        needed=tuple(strings.get(DT_NEEDED, [])),
+        rpath=tuple(rpath[-1].split(":")) if rpath else (),
+        runpath=tuple(runpath[-1].split(":")) if runpath else (),
+        glibc=_newest_glibc(parsed),
     )
 
 
-def _newest_glibc(elf: ELFFile) -> tuple[int, int] | None:
+def _newest_glibc(parsed: _Parsed) -> tuple[int, int] | None:
+    """The newest GLIBC_x.y among the version needs (DT_VERNEED, as the loader reads them)."""
+    elf = parsed.elf
+    address = next((v for t, v in reversed(parsed.entries) if t == DT_VERNEED), None)
+    if address is None:
+        return None
+    count = next((v for t, v in reversed(parsed.entries) if t == DT_VERNEEDNUM), None)
+    offset = elf.file_offset(address, _VERNEED_SIZE)
+    segment = next(
+        (
+            s
+            for s in elf.segments
+            if s.kind == "PT_LOAD" and s.vaddr <= address < s.vaddr + s.filesz
+        ),
+        None,
+    )
+    if offset is None or segment is None:
+        raise Malformed(f"DT_VERNEED {address:#x} is not inside a PT_LOAD segment")
+    region = (offset, segment.offset + segment.filesz)
     newest: tuple[int, int] | None = None
-    for section in elf.iter_sections("SHT_GNU_verneed"):
-        if not isinstance(section, GNUVerNeedSection):
-            continue
-        for _verneed, auxiliaries in section.iter_versions():
-            for aux in auxiliaries:
-                match = _GLIBC.match(aux.name)
-                if match:
-                    version = (int(match[1]), int(match[2]))
-                    newest = version if newest is None else max(newest, version)
+    for _file, names in verneed(elf, region, count):
+        for name in names:
+            match = _GLIBC.match(elf.string(parsed.strtab, name, "version need").decode("latin-1"))
+            if match:
+                version = (int(match[1]), int(match[2]))
+                newest = version if newest is None else max(newest, version)
     return newest
 
 
 def _layout(parsed: _Parsed) -> DynamicLayout:
     elf, dynamic = parsed.elf, parsed.dynamic
-    strtab_offset: int | None = None
-    strtab_size = 0
-    if dynamic is not None:
-        for tag in _tags(parsed):
-            if tag.entry.d_tag == "DT_STRTAB":
-                strtab_offset = next(elf.address_offsets(tag.entry.d_ptr), None)
-            elif tag.entry.d_tag == "DT_STRSZ":
-                strtab_size = tag.entry.d_val
     return DynamicLayout(
         little_endian=elf.little_endian,
-        bits=elf.elfclass,
-        e_machine=str(elf.header["e_machine"]),
-        file_size=elf.stream_len,
-        segments=parsed.segments,
-        dynamic_offset=None if dynamic is None else dynamic["p_offset"],
-        dynamic_size=0 if dynamic is None else dynamic["p_filesz"],
-        entry_size=elf.structs.Elf_Dyn.sizeof(),
-        strtab_offset=strtab_offset,
-        strtab_size=strtab_size,
+        bits=elf.bits,
+        e_machine=_MACHINE_NAMES.get(elf.e_machine, str(elf.e_machine)),
+        file_size=elf.size,
+        segments=elf.segments,
+        dynamic_offset=None if dynamic is None else dynamic.offset,
+        dynamic_size=0 if dynamic is None else dynamic.filesz,
+        entry_size=elf.dyn.size,
+        strtab_offset=None if parsed.strtab is None else parsed.strtab[0],
+        strtab_size=0 if parsed.strtab is None else parsed.strtab[1],
     )
 
 
 def _dynstr_references(parsed: _Parsed) -> set[int] | None:
     elf = parsed.elf
-    layout = _layout(parsed)
-    if layout.strtab_offset is None or elf.num_sections() == 0:
+    if parsed.strtab is None or elf.shnum == 0:
         return None
+    strtab_offset = parsed.strtab[0]
     dynstr_index = next(
-        (
-            n
-            for n, section in enumerate(elf.iter_sections())
-            if section["sh_type"] == "SHT_STRTAB" and section["sh_offset"] == layout.strtab_offset
-        ),
+        (s.index for s in elf.sections() if s.type == _SHT_STRTAB and s.offset == strtab_offset),
         None,
     )
     if dynstr_index is None:
         return None
-    refs = {t.entry.d_val for t in _tags(parsed) if t.entry.d_tag in _STRING_TAGS}
-    for section in elf.iter_sections():
-        if section["sh_link"] != dynstr_index or section["sh_type"] == "SHT_NOBITS":
-            continue
-        kind = section["sh_type"]
-        if kind == "SHT_DYNAMIC":
-            continue  # the same entries as PT_DYNAMIC, counted above
-        if kind == "SHT_DYNSYM":
-            refs.update(
-                _symbol_names(elf, section["sh_offset"], section["sh_size"], section["sh_entsize"])
-            )
-        elif isinstance(section, GNUVerNeedSection):
-            for verneed, auxiliaries in section.iter_versions():
-                refs.add(verneed["vn_file"])
-                refs.update(aux["vna_name"] for aux in auxiliaries)
-        elif isinstance(section, GNUVerDefSection):
-            for _verdef, auxiliaries in section.iter_versions():
-                refs.update(aux["vda_name"] for aux in auxiliaries)
+    refs = {value for tag, value in parsed.entries if tag in _STRING_TAGS}
+    for section in elf.sections():
+        if section.link != dynstr_index or section.type in (_SHT_NOBITS, _SHT_DYNAMIC):
+            continue  # SHT_DYNAMIC: the same entries as PT_DYNAMIC, counted above
+        if section.type == _SHT_DYNSYM:
+            refs.update(symbol_names(elf, section))
+        elif section.type == _SHT_GNU_VERNEED:
+            region = (section.offset, section.offset + section.size)
+            for file, names in verneed(elf, region, section.info):
+                refs.add(file)
+                refs.update(names)
+        elif section.type == _SHT_GNU_VERDEF:
+            refs.update(verdef_names(elf, section))
         else:
             return None  # an unknown user of the table: do not guess
     return refs
-
-
-def _symbol_names(elf: ELFFile, offset: int, size: int, entsize: int) -> Iterator[int]:
-    """``st_name`` of every symbol of a symbol table, read in chunks (it can be megabytes)."""
-    if entsize <= 0:
-        return
-    fmt = ("<" if elf.little_endian else ">") + "I" + "x" * (entsize - 4)
-    per_chunk = max(1, (1 << 20) // entsize)
-    stream = elf.stream
-    done = 0
-    count = size // entsize
-    while done < count:
-        batch = min(per_chunk, count - done)
-        stream.seek(offset + done * entsize)
-        data = stream.read(batch * entsize)
-        if len(data) != batch * entsize:
-            raise ELFError("dynamic symbol table ends past the end of the file")
-        for (name,) in struct.iter_unpack(fmt, data):
-            yield name
-        done += batch

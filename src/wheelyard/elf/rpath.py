@@ -4,7 +4,7 @@ Most edits need no patchelf at all: when the file already has a DT_RUNPATH or DT
 least as long as the new value and nothing else shares its bytes, the string is overwritten in
 place (NUL-padded) and the tag turned into DT_RUNPATH, touching a few hundred bytes of a file that
 may be a gigabyte. A shared library whose new value does not fit gets a fresh string table and
-dynamic array appended by :mod:`wheelyard.elfedit` (its program header table grows in place), which
+dynamic array appended by :mod:`wheelyard.elf.edit` (its program header table grows in place), which
 streams and never holds the file in memory. Only the rest (executables, 32-bit and big-endian
 files, unusual layouts) go to patchelf, which rewrites the whole file in memory. Before patchelf
 runs, the old DT_RPATH/DT_RUNPATH entries are dropped in place: patchelf overwrites the old string
@@ -38,6 +38,7 @@ from typing import Literal
 from wheelyard import proc
 from wheelyard.elf import edit as elfedit
 from wheelyard.elf import read as elf
+from wheelyard.elf.parse import MAX_STRING
 from wheelyard.elf.read import DynamicLayout, ElfInfo
 from wheelyard.errors import ElfError
 
@@ -65,12 +66,12 @@ def set_runpath(
 
     Shared libraries of at least ``append_min_size`` bytes (by default all) get new tables
     appended by streaming (constant memory) when the value does not fit in place; smaller files,
-    executables and libraries :mod:`wheelyard.elfedit` cannot edit go to patchelf, which holds
+    executables and libraries :mod:`wheelyard.elf.edit` cannot edit go to patchelf, which holds
     the whole file in memory.
 
     Returns how: ``"unchanged"`` (already so; the file was not opened for writing),
     ``"in-place"`` (string and tag rewritten where they are), ``"appended"`` (a shared library
-    given new tables at its end, see :mod:`wheelyard.elfedit`) or ``"patchelf"``.
+    given new tables at its end, see :mod:`wheelyard.elf.edit`) or ``"patchelf"``.
     ``path`` must be a private copy: it is edited in place.
     """
     value = _joined(path, entries)
@@ -201,7 +202,7 @@ def _free_slot(path: Path, layout: DynamicLayout, offset: int) -> tuple[int, byt
     if layout.strtab_offset is None or offset >= layout.strtab_size:
         return None
     start = layout.strtab_offset + offset
-    limit = min(layout.strtab_size - offset, layout.file_size - start)
+    limit = min(layout.strtab_size - offset, layout.file_size - start, MAX_STRING)
     with open(path, "rb") as stream:
         stream.seek(start)
         chunk = stream.read(limit)
