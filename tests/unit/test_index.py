@@ -13,11 +13,13 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin
 
 import pytest
+from tests.conftest import PROFILE
 from tests.integration._synthetic_dist import VERSION, make_synthetic_dist, namespace_hashes
 
 from wheelyard.__main__ import main
 from wheelyard.errors import IndexError_
 from wheelyard.index import source as index_source
+from wheelyard.index.confine import KnownFamilies, check_family, check_targets
 from wheelyard.index.merge import Response, read_existing_index
 from wheelyard.index.render import (
     IndexFile,
@@ -25,6 +27,7 @@ from wheelyard.index.render import (
     Namespace,
     href_for,
     namespaces_from,
+    parse_filename,
     plan_pages,
     render_flat_page,
     render_landing_page,
@@ -34,6 +37,7 @@ from wheelyard.index.render import (
     render_simple_root_json,
 )
 from wheelyard.index.write import make_index, plan_index, write_index
+from wheelyard.profile import load_profile
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -536,6 +540,140 @@ def test_merge_from_something_else_is_refused(tmp_path: Path) -> None:
         read_existing_index(str(tmp_path))
 
 
+# --- confinement: names, links and targets ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["../../evil-1.0.tar.gz", "..-1.0.tar.gz", "a\x1bb-1.0.tar.gz", "x\\y-1.0.tar.gz", ""],
+)
+def test_filenames_and_projects_must_be_single_safe_components(filename: str) -> None:
+    with pytest.raises(IndexError_) as caught:
+        parse_filename(filename)
+    assert "\x1b" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("..", "relative path step"),
+        (".", "relative path step"),
+        ("", "empty"),
+        ("a/b", "path separator"),
+        ("a\\b", "path separator"),
+        ("gfx\x1b[2J", "control"),
+        (".hidden", "starts with a dot"),
+        ("generic", "the index uses that name"),
+        ("index.html", "the index uses that name"),
+        ("gfx999", "not in the profile's families"),
+    ],
+)
+def test_family_names_are_checked_against_the_profile(name: str, says: str) -> None:
+    known = KnownFamilies.from_registry(load_profile(PROFILE).families)
+    with pytest.raises(IndexError_, match=says) as caught:
+        check_family(name, "--merge-from URL", known)
+    assert str(caught.value).startswith("index: --merge-from URL: ")
+    assert "\x1b" not in str(caught.value)
+    assert "valid families: " in str(caught.value)
+    for good in ("gfx120X-all", "gfx94X-dcgpu", "gfx1151"):
+        check_family(good, "--merge-from URL", known)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["file:///etc/", "gfx94X-dcgpu=file:///etc/", "ftp://127.0.0.1/x/", "data:,x", "FILE:/etc"],
+)
+def test_only_http_merge_sources_are_fetched(source: str) -> None:
+    def fetch(method: str, url: str, accept: str) -> Response:
+        raise AssertionError(f"fetched {url}")
+
+    with pytest.raises(IndexError_, match="only http:// and https:// URLs are fetched"):
+        read_existing_index(source, fetch=fetch)
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "javascript:alert(1)",
+        "data:text/plain,x",
+        " javascript:x",
+        "file:///etc/passwd",
+        "ftp://h/x",
+    ],
+)
+def test_links_with_other_schemes_are_refused(href: str) -> None:
+    wheel = "rocm-1.0-py3-none-any.whl"
+    page = f'<a href="{href}/{wheel}#sha256={SHA_A}">{wheel}</a>'.encode()
+    document = json.dumps({"files": [{"url": href, "hashes": {"sha256": SHA_A}}]}).encode()
+
+    def fetch(method: str, url: str, accept: str) -> Response:
+        json_page = url.endswith(".json")
+        return Response(
+            url=url,
+            status=200,
+            content_type="application/vnd.pypi.simple.v1+json" if json_page else "text/html",
+            headers={},
+            body=document if json_page else page,
+        )
+
+    for url in ("http://h/gfx94X-dcgpu/index.html", "http://h/gfx94X-dcgpu/simple/x.json"):
+        with pytest.raises(IndexError_, match="only http\\(s\\) links are merged"):
+            read_existing_index(url, fetch=fetch)
+
+
+def test_a_local_index_may_not_link_other_schemes(tmp_path: Path) -> None:
+    old = make_synthetic_dist(tmp_path / "old", version="7.9.0")
+    make_index(dist=old)
+    page = old / "gfx94X-dcgpu" / "simple" / "rocm" / "index.json"
+    document = json.loads(page.read_text())
+    document["files"][0]["url"] = "file:///etc/passwd"
+    page.write_text(json.dumps(document))
+    with pytest.raises(IndexError_, match="only http\\(s\\) links are merged"):
+        read_existing_index(str(old))
+
+
+def test_every_target_is_checked_before_anything_is_written(tmp_path: Path) -> None:
+    dist = make_synthetic_dist(tmp_path / "build")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "index.html").write_text("canary")
+    plan = plan_index(dist=dist)
+    (dist / "gfx94X-dcgpu" / "simple").mkdir(parents=True)
+    (dist / "gfx94X-dcgpu" / "simple" / "rocm").symlink_to(outside)
+    (dist / "index.html").mkdir()
+    before = snapshot(tmp_path)
+    with pytest.raises(IndexError_, match="nothing was written") as caught:
+        write_index(plan)
+    message = str(caught.value)
+    assert "gfx94X-dcgpu/simple/rocm/index.html resolves into" in message
+    assert "index.html is a directory where the index needs a file" in message
+    assert snapshot(tmp_path) == before
+    with pytest.raises(IndexError_, match="would be both a file and a directory"):
+        check_targets(dist, ["a/b", "a"], [], [])
+    with pytest.raises(IndexError_, match="unsafe path component"):
+        check_targets(dist, ["gfx94X-dcgpu/../../x"], [], [])
+
+
+def test_stale_pages_behind_a_link_out_of_dist_are_not_deleted(tmp_path: Path) -> None:
+    dist = make_synthetic_dist(tmp_path / "build")
+    make_index(dist=dist)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "index.html").write_text("canary")
+    (dist / "gfx94X-dcgpu" / "simple" / "gone").symlink_to(outside)
+    with pytest.raises(IndexError_, match="gone/index.html resolves into"):
+        make_index(dist=dist)
+    assert (outside / "index.html").read_text() == "canary"
+
+
+def test_a_dist_directory_outside_the_profile_is_refused(tmp_path: Path) -> None:
+    dist = make_synthetic_dist(tmp_path / "build", families=["gfx120X-all", "gfx999"])
+    families = load_profile(PROFILE).families
+    with pytest.raises(IndexError_, match="'gfx999' is not in the profile's families"):
+        make_index(dist=dist, families=families)
+    assert not (dist / "gfx120X-all" / "index.html").exists()
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -544,9 +682,10 @@ def test_cli_indexes_and_prints_a_summary(
 ) -> None:
     dist = make_synthetic_dist(tmp_path / "build")
     assert main(["index", "--dist", str(dist)]) == 0
-    err = capsys.readouterr().err
-    assert "gfx120X-all" in err
-    assert "gfx94X-dcgpu" in err
+    captured = capsys.readouterr()
+    summary = captured.out + captured.err  # the table is a result: stdout (stderr before)
+    assert "gfx120X-all" in summary
+    assert "gfx94X-dcgpu" in summary
     assert (dist / "gfx94X-dcgpu" / "index.html").is_file()
 
 

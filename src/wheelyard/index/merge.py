@@ -14,65 +14,32 @@ sha256 would change: a published file name must never point at other bytes.
 
 from __future__ import annotations
 
-import json
 import posixpath
-import re
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from html.parser import HTMLParser
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from wheelyard.errors import IndexError_, format_list
-from wheelyard.index.render import (
-    JSON_CONTENT_TYPE,
-    JSON_NAME,
-    SIMPLE_DIR,
-    IndexFile,
-    is_url,
-    parse_filename,
+from wheelyard.index.confine import KnownFamilies, check_component, check_family, shown
+from wheelyard.index.fetch import (
+    Fetch,
+    FetchLimits,
+    Response,
+    check_scheme,
+    http_fetch,
+    url_scheme,
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Response:
-    url: str
-    """Final URL after redirects: the base for relative links."""
-    status: int
-    content_type: str
-    headers: Mapping[str, str]
-    body: bytes = field(repr=False)
-
-
-Fetch = Callable[[str, str, str], Response]
-"""(method, url, accept) -> response; a 404 is a response, other failures raise IndexError_."""
-
-
-def urllib_fetch(method: str, url: str, accept: str) -> Response:
-    request = urllib.request.Request(url, method=method, headers={"Accept": accept})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as reply:  # noqa: S310 - http(s) only
-            headers = {key.lower(): value for key, value in reply.headers.items()}
-            return Response(
-                url=reply.geturl(),
-                status=reply.status,
-                content_type=headers.get("content-type", ""),
-                headers=headers,
-                body=reply.read(),
-            )
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return Response(url=url, status=404, content_type="", headers={}, body=b"")
-        raise IndexError_(
-            f"{url}: HTTP {error.code} {error.reason}", hint="check the URL given to --merge-from"
-        ) from None
-    except (urllib.error.URLError, OSError) as error:
-        raise IndexError_(
-            f"{url}: cannot fetch ({error})", hint="check the URL given to --merge-from"
-        ) from None
+from wheelyard.index.listing import (
+    FileLink,
+    check_link,
+    files_from_html,
+    files_from_json,
+    load_json,
+)
+from wheelyard.index.render import JSON_CONTENT_TYPE, JSON_NAME, SIMPLE_DIR, IndexFile, is_url
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,134 +52,8 @@ class ExistingIndex:
     namespaces: Mapping[str, tuple[IndexFile, ...]]
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Anchor:
-    attrs: Mapping[str, str | None]
-    text: str
-
-
-class _LinkParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.anchors: list[_Anchor] = []
-        self.base: str | None = None
-        self._open: tuple[dict[str, str | None], list[str]] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._open = (dict(attrs), [])
-        elif tag == "base" and self.base is None:
-            self.base = dict(attrs).get("href")
-
-    def handle_data(self, data: str) -> None:
-        if self._open is not None:
-            self._open[1].append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._open is not None:
-            self.anchors.append(_Anchor(attrs=self._open[0], text="".join(self._open[1])))
-            self._open = None
-
-
-_DIGEST = re.compile(r"^sha256=([0-9a-f]{64})$")
-
-
-def _metadata_digest(value: object) -> str | None:
-    if isinstance(value, dict):
-        digest = value.get("sha256")
-        return digest if isinstance(digest, str) else None
-    if isinstance(value, str):
-        match = _DIGEST.match(value)
-        return match.group(1) if match else None
-    return None
-
-
-def _file_from_link(
-    url: str, sha256: str | None, size: int | None, attrs: Mapping[str, object], source: str
-) -> tuple[IndexFile, bool]:
-    """IndexFile for one listed file; the flag says the size still has to be looked up."""
-    filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    if sha256 is None:
-        raise IndexError_(
-            f"{source}: {filename} is listed without a sha256",
-            hint="merge only from indexes that give a sha256 for every file",
-        )
-    project, version = parse_filename(filename)
-    yanked = attrs.get("yanked")
-    requires_python = attrs.get("requires-python")
-    entry = IndexFile(
-        filename=filename,
-        project=project,
-        version=version,
-        location=url,
-        sha256=sha256.lower(),
-        size=size if size is not None else 0,
-        requires_python=requires_python if isinstance(requires_python, str) else None,
-        metadata_sha256=_metadata_digest(attrs.get("core-metadata"))
-        or _metadata_digest(attrs.get("dist-info-metadata")),
-        yanked=None if yanked in (None, False) else (yanked if isinstance(yanked, str) else ""),
-    )
-    return entry, size is None
-
-
-def _files_from_html(
-    body: bytes, url: str, source: str
-) -> tuple[list[tuple[IndexFile, bool]], list[str]]:
-    """(files, project page URLs) of an HTML page: a flat/project page or a simple root."""
-    parser = _LinkParser()
-    parser.feed(body.decode("utf-8", errors="replace"))
-    parser.close()
-    base = urljoin(url, parser.base) if parser.base else url
-    files: list[tuple[IndexFile, bool]] = []
-    projects: list[str] = []
-    for anchor in parser.anchors:
-        href = anchor.attrs.get("href")
-        if not href:
-            continue
-        target, _, fragment = urljoin(base, href).partition("#")
-        if urlsplit(target).path.endswith("/"):
-            projects.append(target)
-            continue
-        digest = fragment[len("sha256=") :] if fragment.startswith("sha256=") else None
-        attrs = {
-            key[len("data-") :]: ("" if value is None else value)
-            for key, value in anchor.attrs.items()
-            if key.startswith("data-")
-        }
-        files.append(_file_from_link(target, digest, None, attrs, source))
-    return files, projects
-
-
-def _load_json(body: bytes, where: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as error:
-        raise IndexError_(
-            f"{where}: not valid JSON ({error})", hint="check the index given to --merge-from"
-        ) from None
-
-
-def _files_from_json(document: object, url: str, source: str) -> list[tuple[IndexFile, bool]]:
-    if not isinstance(document, dict) or not isinstance(document.get("files"), list):
-        raise IndexError_(f"{url}: not a PEP 691 project page", hint="check --merge-from")
-    files: list[tuple[IndexFile, bool]] = []
-    for item in document["files"]:
-        try:
-            hashes = item.get("hashes") or {}
-            size = item.get("size")
-            target = urljoin(url, item["url"]).partition("#")[0]
-            digest = hashes.get("sha256")
-        except (KeyError, TypeError, AttributeError) as error:
-            raise IndexError_(
-                f"{url or source}: malformed PEP 691 file entry ({error!r})",
-                hint="check the index given to --merge-from",
-            ) from None
-        sized = size if isinstance(size, int) and not isinstance(size, bool) else None
-        files.append(_file_from_link(target, digest, sized, item, source))
-    return files
-
-
 def _family_from_url(url: str) -> str:
+    """The family a URL's path names: ``.../<family>/index.html`` or ``.../<family>/simple/``."""
     parts = [part for part in urlsplit(url).path.split("/") if part]
     if parts and parts[-1] in ("index.html", JSON_NAME):
         parts.pop()
@@ -220,51 +61,77 @@ def _family_from_url(url: str) -> str:
         parts.pop()
     if not parts:
         raise IndexError_(
-            f"{url}: cannot tell which family this index is for",
+            f"--merge-from {shown(url, limit=200)}: cannot tell which family this index is for",
             hint="name it: --merge-from FAMILY=URL",
         )
     return unquote(parts[-1])
 
 
+def _project_urls(document: Any, page: Response) -> list[str]:
+    try:
+        names = [str(item["name"]) for item in document.get("projects", [])]
+    except (KeyError, TypeError, AttributeError) as error:
+        raise IndexError_(
+            f"{shown(page.url)}: not a PEP 691 page ({shown(repr(error))})",
+            hint="check --merge-from",
+        ) from None
+    urls = [urljoin(page.url, f"{name}/") for name in names]
+    for target in urls:
+        check_link(target, page.url, remote=True)
+    return urls
+
+
+def _project_files(project_url: str, source: str, fetch: Fetch) -> list[FileLink]:
+    # Our own static pages have the JSON (with sizes) beside the HTML; try it first.
+    reply = fetch("GET", urljoin(project_url, JSON_NAME), JSON_CONTENT_TYPE)
+    if reply.status == 200 and reply.content_type.startswith(
+        ("application/json", JSON_CONTENT_TYPE)
+    ):
+        return files_from_json(load_json(reply.body, reply.url), reply.url, source)
+    reply = fetch("GET", project_url, f"{JSON_CONTENT_TYPE}, text/html;q=0.5")
+    if reply.status != 200:
+        raise IndexError_(
+            f"{shown(project_url)}: HTTP {reply.status}", hint="is the index complete?"
+        )
+    if reply.content_type.startswith(JSON_CONTENT_TYPE):
+        return files_from_json(load_json(reply.body, reply.url), reply.url, source)
+    return files_from_html(reply.body, reply.url, source)[0]
+
+
 def read_index_url(
-    url: str, *, family: str | None = None, fetch: Fetch = urllib_fetch
+    url: str,
+    *,
+    family: str | None = None,
+    fetch: Fetch = http_fetch,
+    known: KnownFamilies | None = None,
 ) -> ExistingIndex:
-    """Files listed by a remote flat page or simple root, with absolute URLs."""
-    accept = f"{JSON_CONTENT_TYPE}, text/html;q=0.5"
-    page = fetch("GET", url, accept)
+    """Files listed by a remote flat page or simple root, with absolute URLs.
+
+    The family (from ``family`` or the URL's path) is checked before anything is fetched.
+    """
+    where = f"--merge-from {shown(url, limit=200)}"
+    check_scheme(url, where)
+    name = family if family is not None else _family_from_url(url)
+    check_family(name, where, known)
+    page = fetch("GET", url, f"{JSON_CONTENT_TYPE}, text/html;q=0.5")
     if page.status != 200:
-        raise IndexError_(f"{url}: HTTP {page.status}", hint="check the URL given to --merge-from")
-    found: list[tuple[IndexFile, bool]] = []
+        raise IndexError_(
+            f"{where}: HTTP {page.status}", hint="check the URL given to --merge-from"
+        )
+    found: list[FileLink] = []
     if page.content_type.startswith(JSON_CONTENT_TYPE):
-        document = _load_json(page.body, page.url)
-        try:
-            projects = [urljoin(page.url, f"{p['name']}/") for p in document.get("projects", [])]
-        except (KeyError, TypeError, AttributeError) as error:
-            raise IndexError_(
-                f"{page.url}: not a PEP 691 page ({error!r})", hint="check --merge-from"
-            ) from None
+        document = load_json(page.body, page.url)
+        if not isinstance(document, dict):
+            raise IndexError_(f"{shown(page.url)}: not a PEP 691 page", hint="check --merge-from")
+        projects = _project_urls(document, page)
         if "files" in document:
-            found.extend(_files_from_json(document, page.url, url))
+            found.extend(files_from_json(document, page.url, url))
     else:
-        page_files, projects = _files_from_html(page.body, page.url, url)
+        page_files, projects = files_from_html(page.body, page.url, url)
         found.extend(page_files)
     for project_url in sorted(set(projects)):
-        # Our own static pages have the JSON (with sizes) beside the HTML; try it first.
-        reply = fetch("GET", urljoin(project_url, JSON_NAME), JSON_CONTENT_TYPE)
-        if reply.status == 200 and reply.content_type.startswith(
-            ("application/json", JSON_CONTENT_TYPE)
-        ):
-            found.extend(_files_from_json(_load_json(reply.body, reply.url), reply.url, url))
-            continue
-        reply = fetch("GET", project_url, accept)
-        if reply.status != 200:
-            raise IndexError_(f"{project_url}: HTTP {reply.status}", hint="is the index complete?")
-        if reply.content_type.startswith(JSON_CONTENT_TYPE):
-            found.extend(_files_from_json(_load_json(reply.body, reply.url), reply.url, url))
-        else:
-            found.extend(_files_from_html(reply.body, reply.url, url)[0])
+        found.extend(_project_files(project_url, url, fetch))
     files = [_with_size(entry, fetch) if unsized else entry for entry, unsized in found]
-    name = family or _family_from_url(url)
     return ExistingIndex(source=url, root=None, namespaces={name: _unique(files, url)})
 
 
@@ -273,13 +140,30 @@ def _with_size(entry: IndexFile, fetch: Fetch) -> IndexFile:
     length = reply.headers.get("content-length")
     if reply.status != 200 or length is None or not length.isdigit():
         raise IndexError_(
-            f"{entry.location}: the index gives no size and HEAD gave none (HTTP {reply.status})",
+            f"{shown(entry.location)}: the index gives no size and HEAD gave none "
+            f"(HTTP {reply.status})",
             hint="merge from the simple index (its JSON pages carry sizes) or fix the server",
         )
     return replace(entry, size=int(length))
 
 
-def read_index_dir(root: Path) -> ExistingIndex:
+def _read_page(path: Path, limit: int) -> Any:
+    """A JSON page of a local index: a regular file of at most ``limit`` bytes."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            raise IndexError_(
+                f"{path}: not a regular file of at most {limit} bytes",
+                hint="re-index that directory",
+            )
+        return load_json(path.read_bytes(), str(path))
+    except FileNotFoundError:
+        raise IndexError_(f"{path}: missing", hint="re-index that directory") from None
+
+
+def read_index_dir(
+    root: Path, *, known: KnownFamilies | None = None, limit: int = FetchLimits().max_bytes
+) -> ExistingIndex:
     """Files listed by the JSON pages of a dist directory indexed by wheelyard."""
     roots = sorted(root.glob(f"*/{SIMPLE_DIR}/{JSON_NAME}"))
     if not roots:
@@ -290,21 +174,21 @@ def read_index_dir(root: Path) -> ExistingIndex:
     namespaces: dict[str, tuple[IndexFile, ...]] = {}
     for simple_root in roots:
         family = simple_root.parent.parent.name
-        document = _load_json(simple_root.read_bytes(), str(simple_root))
+        check_family(family, f"--merge-from {root}", known)
+        document = _read_page(simple_root, limit)
         try:
             projects = sorted(str(p["name"]) for p in document["projects"])
         except (KeyError, TypeError) as error:
             raise IndexError_(
-                f"{simple_root}: not a PEP 691 root page ({error!r})",
+                f"{simple_root}: not a PEP 691 root page ({shown(repr(error))})",
                 hint="re-index that directory",
             ) from None
         files: list[IndexFile] = []
         for project in projects:
+            check_component(project, "project", str(simple_root), hint="re-index that directory")
             page_dir = f"{family}/{SIMPLE_DIR}/{project}"
             page = root / page_dir / JSON_NAME
-            if not page.is_file():
-                raise IndexError_(f"{page}: missing", hint="re-index that directory")
-            listed = _files_from_json(_load_json(page.read_bytes(), str(page)), "", str(page))
+            listed = files_from_json(_read_page(page, limit), "", str(page))
             for entry, _unsized in listed:
                 files.append(_localise(entry, page_dir, root))
         namespaces[family] = _unique(files, str(root))
@@ -315,9 +199,10 @@ def _localise(entry: IndexFile, page_dir: str, root: Path) -> IndexFile:
     if is_url(entry.location):
         return entry
     location = posixpath.normpath(posixpath.join(page_dir, unquote(entry.location)))
-    if location.startswith("../") or location.startswith("/"):
+    if location.startswith("../") or location.startswith("/") or location == "..":
         raise IndexError_(
-            f"{root}: {entry.filename} is linked outside the index directory ({entry.location})",
+            f"{root}: {entry.filename} is linked outside the index directory "
+            f"({shown(entry.location)})",
             hint="merge from the dist directory that holds the files",
         )
     return replace(entry, location=location)
@@ -329,27 +214,33 @@ def _unique(files: Iterable[IndexFile], source: str) -> tuple[IndexFile, ...]:
         seen = by_name.setdefault(entry.filename, entry)
         if seen.sha256 != entry.sha256:
             raise IndexError_(
-                f"{source}: {entry.filename} is listed twice with different sha256",
+                f"{shown(source)}: {entry.filename} is listed twice with different sha256",
                 hint="repair that index before merging into it",
             )
     return tuple(sorted(by_name.values(), key=lambda item: item.filename))
 
 
-def read_existing_index(source: str, *, fetch: Fetch = urllib_fetch) -> ExistingIndex:
-    """An index given to ``--merge-from``: ``DIR``, ``URL`` or ``FAMILY=URL``."""
+def read_existing_index(
+    source: str, *, fetch: Fetch = http_fetch, known: KnownFamilies | None = None
+) -> ExistingIndex:
+    """An index given to ``--merge-from``: ``DIR``, ``URL`` or ``FAMILY=URL``.
+
+    Only http(s) URLs are fetched; any other scheme (``file:``, ``ftp:``, ``data:``) is refused
+    rather than read as a path. ``known`` (the profile's families) checks every family name.
+    """
     family, sep, rest = source.partition("=")
-    if sep and is_url(rest) and "/" not in family and ":" not in family:
-        return read_index_url(rest, family=family, fetch=fetch)
-    if is_url(source):
-        return read_index_url(source, fetch=fetch)
+    if sep and url_scheme(source) is None and url_scheme(rest) is not None:
+        return read_index_url(rest, family=family, fetch=fetch, known=known)
+    if url_scheme(source) is not None:
+        return read_index_url(source, fetch=fetch, known=known)
     path = Path(source)
     if not path.is_dir():
         raise IndexError_(
-            f"--merge-from {source}: neither a directory nor an http(s) URL",
-            hint="pass a dist directory indexed by wheelyard, "
+            f"--merge-from {shown(source, limit=200)}: neither a directory nor an http(s) URL",
+            hint="pass a dist directory indexed by wheelyard (./NAME if its name has a ':'), "
             "or the URL of a flat page or simple root",
         )
-    return read_index_dir(path)
+    return read_index_dir(path, known=known)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -35,6 +35,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from wheelyard.errors import IndexError_
+from wheelyard.index.confine import shown, unsafe_component
 from wheelyard.report import human_size
 
 API_VERSION = "1.1"
@@ -47,6 +48,8 @@ HTML_NAME = "index.html"
 JSON_NAME = "index.json"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_PROJECT = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+"""A normalised (PEP 503) project name: also one safe path component of the simple index."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +146,12 @@ def is_url(location: str) -> bool:
 
 def parse_filename(filename: str) -> tuple[str, str]:
     """Normalised project name and version of a wheel or sdist filename."""
+    hint = "remove the file or rename it as PEP 427 / PEP 625 require"
+    problem = unsafe_component(filename)
+    if problem is not None:
+        raise IndexError_(
+            f"'{shown(filename, limit=200)}': not a usable file name ({problem})", hint=hint
+        )
     try:
         if filename.endswith(".whl"):
             name, version, _build, _tags = parse_wheel_filename(filename)
@@ -150,10 +159,12 @@ def parse_filename(filename: str) -> tuple[str, str]:
             name, version = parse_sdist_filename(filename)
     except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion) as error:
         raise IndexError_(
-            f"{filename}: not a valid wheel or sdist filename ({error})",
-            hint="remove the file or rename it as PEP 427 / PEP 625 require",
+            f"{filename}: not a valid wheel or sdist filename ({shown(str(error))})", hint=hint
         ) from None
-    return canonicalize_name(name), str(version)
+    project = canonicalize_name(name)
+    if not _PROJECT.match(project):
+        raise IndexError_(f"{filename}: {project!r} is not a valid project name", hint=hint)
+    return project, str(version)
 
 
 @lru_cache(maxsize=4096)

@@ -1,16 +1,15 @@
 """``wheelyard index``: check a dist directory, plan its index pages, and write them.
 
 Plan, then apply: :func:`plan_index` reads the dist (and any index being merged), runs every
-check and renders every page in memory; :func:`write_index` then writes files one by one, each
+check and renders every page in memory; :func:`write_index` first checks every path it will
+write or delete (all under ``--dist``, see ``confine``), then writes files one by one, each
 to a temporary name renamed into place, in an order where nothing links to a file not yet
 written: merged-in wheels, ``.metadata`` sidecars, simple pages, the landing page, and the flat
-``<family>/index.html`` pages last.
+``<family>/index.html`` pages last. Stale project pages are deleted at the end.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,18 +18,21 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from wheelyard.errors import IndexError_, format_list
+from wheelyard.index.apply import import_file, remove_stale, replace_atomically
+from wheelyard.index.confine import (
+    KnownFamilies,
+    check_family,
+    check_targets,
+    plan_stale_pages,
+)
+from wheelyard.index.fetch import Fetch, http_fetch
 from wheelyard.index.merge import (
     ExistingIndex,
-    Fetch,
     MergedNamespace,
     merge_namespaces,
     read_existing_index,
-    urllib_fetch,
 )
 from wheelyard.index.render import (
-    HTML_NAME,
-    JSON_NAME,
-    SIMPLE_DIR,
     IndexFile,
     LandingInfo,
     Namespace,
@@ -43,12 +45,14 @@ from wheelyard.index.render import (
 from wheelyard.index.source import (
     GENERIC,
     MANIFEST_NAME,
+    BuildManifest,
     LocalWheel,
     WheelMetadata,
     read_build_manifest,
     read_wheel_metadata,
     scan_dist,
 )
+from wheelyard.profile import FamilyRegistry
 
 DEFAULT_META_PROJECTS = ("rocm",)
 
@@ -72,6 +76,16 @@ class IndexPlan:
     sidecars: tuple[Page, ...] = field(repr=False)
     pages: tuple[Page, ...] = field(repr=False)
     namespaces: tuple[NamespaceSummary, ...]
+    stale: tuple[str, ...] = ()
+    """Dist-relative pages of projects no longer listed, deleted after the writes."""
+    stale_dirs: tuple[str, ...] = ()
+    """Their project directories, removed when left empty."""
+
+    def targets(self) -> tuple[list[str], list[str], list[str]]:
+        """(files written, files deleted, directories removed), relative to ``dist``."""
+        writes = [location for _source, location in self.imports]
+        writes += [page.path for page in (*self.sidecars, *self.pages)]
+        return writes, list(self.stale), list(self.stale_dirs)
 
 
 def _samefile(a: Path, b: Path) -> bool:
@@ -198,27 +212,24 @@ def _carry_over(
     return files_by_ns, imports
 
 
-def plan_index(
-    *,
+def _read_inputs(
     dist: Path,
-    manifest: Path | None = None,
-    merge_from: Sequence[str] = (),
-    base_url: str | None = None,
-    meta_projects: Sequence[str] = DEFAULT_META_PROJECTS,
-    fetch: Fetch = urllib_fetch,
-) -> IndexPlan:
-    """Read and check everything and render every page; writes nothing.
-
-    ``manifest`` defaults to ``build-manifest.json`` beside ``dist`` when there is one.
-    ``meta_projects`` (plus every ``kind: meta`` package of the manifest) name the meta
-    distributions whose requirements must be complete in each family.
-    """
+    manifest: Path | None,
+    merge_from: Sequence[str],
+    fetch: Fetch,
+    known: KnownFamilies | None,
+) -> tuple[BuildManifest | None, list[ExistingIndex], list[LocalWheel], set[str]]:
+    """The manifest, the indexes merged from, the wheels and the families, names all checked."""
     manifest_path = manifest if manifest is not None else dist.parent / MANIFEST_NAME
     build_manifest = None
     if manifest is not None or manifest_path.is_file():
         build_manifest = read_build_manifest(manifest_path)
-    existing: list[ExistingIndex] = [read_existing_index(src, fetch=fetch) for src in merge_from]
-    known = {  # an index merged in place already knows the hashes of the files in dist
+    families: set[str] = set()
+    for name in build_manifest.families if build_manifest else ():
+        check_family(name, str(manifest_path), known, what="manifest family")
+        families.add(name)
+    existing = [read_existing_index(src, fetch=fetch, known=known) for src in merge_from]
+    hashes = {  # an index merged in place already knows the hashes of the files in dist
         entry.location: (entry.sha256, entry.size)
         for ix in existing
         if ix.root is not None and _samefile(ix.root, dist)
@@ -226,19 +237,42 @@ def plan_index(
         for entry in files
         if not entry.is_remote
     }
-    wheels = scan_dist(dist, build_manifest, known=known)
-    listed = build_manifest.files if build_manifest else ()
-    metas = frozenset(canonicalize_name(name) for name in meta_projects)
-    metas |= {canonicalize_name(f.package) for f in listed if f.kind == "meta"}
-    families = {w.namespace for w in wheels if w.namespace != GENERIC}
-    families.update(build_manifest.families if build_manifest else ())
+    wheels = scan_dist(dist, build_manifest, known=hashes)
+    for name in sorted({w.namespace for w in wheels if w.namespace != GENERIC}):
+        check_family(name, f"--dist {dist}", known, what="family directory")
+        families.add(name)
     if not families and not existing:
         raise IndexError_(
             f"{dist}: no family directories with wheels",
             hint="run `wheelyard build FAMILY... --out DIR` and pass --dist DIR/dist",
         )
+    return build_manifest, existing, wheels, families
+
+
+def plan_index(
+    *,
+    dist: Path,
+    manifest: Path | None = None,
+    merge_from: Sequence[str] = (),
+    base_url: str | None = None,
+    meta_projects: Sequence[str] = DEFAULT_META_PROJECTS,
+    fetch: Fetch = http_fetch,
+    families: FamilyRegistry | None = None,
+) -> IndexPlan:
+    """Read and check everything and render every page; writes nothing.
+
+    ``manifest`` defaults to ``build-manifest.json`` beside ``dist`` when there is one.
+    ``meta_projects`` (plus every ``kind: meta`` package of the manifest) name the meta
+    distributions whose requirements must be complete in each family. ``families`` (the
+    profile's) is what every family name, from ``dist`` or an index merged from, must be in.
+    """
+    known = KnownFamilies.from_registry(families) if families is not None else None
+    build_manifest, existing, wheels, names = _read_inputs(dist, manifest, merge_from, fetch, known)
+    listed = build_manifest.files if build_manifest else ()
+    metas = frozenset(canonicalize_name(name) for name in meta_projects)
+    metas |= {canonicalize_name(f.package) for f in listed if f.kind == "meta"}
     problems: list[str] = []
-    merged = merge_namespaces(_family_namespaces(wheels, families, problems), existing)
+    merged = merge_namespaces(_family_namespaces(wheels, names, problems), existing)
     metadata = {wheel.entry.location: wheel.metadata for wheel in wheels}
     files_by_ns, imports = _carry_over(
         merged,
@@ -257,16 +291,9 @@ def plan_index(
     check_requirements(namespaces, metadata, metas)
     all_files = [f for ns in namespaces for f in ns.files]
     landing = LandingInfo(requirement=_requirement(metadata, all_files, metas), base_url=base_url)
-    summaries = tuple(
-        NamespaceSummary(
-            name=ns.name,
-            projects=len(ns.projects),
-            files=len(ns.files),
-            kept=len(merged[ns.name].kept),
-            size=sum(f.size for f in ns.files),
-            flat_page=flat_page_path(ns.name),
-        )
-        for ns in namespaces
+    pages = tuple(plan_pages(namespaces, landing=landing))
+    stale, stale_dirs = plan_stale_pages(
+        dist, [ns.name for ns in namespaces], {page.path for page in pages}
     )
     return IndexPlan(
         dist=dist,
@@ -274,68 +301,38 @@ def plan_index(
         sidecars=tuple(
             Page(path=f"{loc}.metadata", data=metadata[loc].raw) for loc in sorted(metadata)
         ),
-        pages=tuple(plan_pages(namespaces, landing=landing)),
-        namespaces=summaries,
+        pages=pages,
+        namespaces=tuple(_summary(ns, len(merged[ns.name].kept)) for ns in namespaces),
+        stale=stale,
+        stale_dirs=stale_dirs,
     )
 
 
-def _replace_atomically(path: Path, data: bytes) -> bool:
-    """Write ``data`` to ``path`` through a temporary name; False if it already held it."""
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)  # noqa: PTH105 - the atomic rename is the point; keep it explicit
-    finally:
-        temporary.unlink(missing_ok=True)
-    return True
-
-
-def _import_file(source: Path, destination: Path) -> None:
-    """Hard link (or copy) ``source`` to ``destination`` through a temporary name."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
-    try:
-        try:
-            os.link(source, temporary)
-        except OSError:
-            shutil.copyfile(source, temporary)
-        os.replace(temporary, destination)  # noqa: PTH105 - as above
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _remove_stale_pages(dist: Path, pages: Sequence[Page]) -> None:
-    """Drop simple pages of projects the index no longer lists (only files we write)."""
-    wanted = {page.path for page in pages}
-    for family in sorted({p.path.split("/")[0] for p in pages if f"/{SIMPLE_DIR}/" in p.path}):
-        for project_dir in sorted((dist / family / SIMPLE_DIR).iterdir()):
-            if not project_dir.is_dir():
-                continue
-            relative = f"{family}/{SIMPLE_DIR}/{project_dir.name}"
-            for name in (HTML_NAME, JSON_NAME):
-                if f"{relative}/{name}" not in wanted:
-                    (project_dir / name).unlink(missing_ok=True)
-            if not any(project_dir.iterdir()):
-                project_dir.rmdir()
+def _summary(ns: Namespace, kept: int) -> NamespaceSummary:
+    return NamespaceSummary(
+        name=ns.name,
+        projects=len(ns.projects),
+        files=len(ns.files),
+        kept=kept,
+        size=sum(f.size for f in ns.files),
+        flat_page=flat_page_path(ns.name),
+    )
 
 
 def write_index(plan: IndexPlan) -> int:
-    """Apply a plan; returns how many files changed on disk."""
+    """Check every target of the plan, then apply it; returns how many files changed on disk.
+
+    Nothing is written unless every write and delete resolves under ``plan.dist`` and meets
+    the kind of entry it expects (see :func:`~wheelyard.index.confine.check_targets`).
+    """
+    check_targets(plan.dist, *plan.targets())
     changed = 0
     for source, location in plan.imports:
-        _import_file(source, plan.dist / location)
+        import_file(source, plan.dist / location)
         changed += 1
     for page in (*plan.sidecars, *plan.pages):
-        changed += _replace_atomically(plan.dist / page.path, page.data)
-    _remove_stale_pages(plan.dist, plan.pages)
+        changed += replace_atomically(plan.dist / page.path, page.data)
+    remove_stale(plan.dist, plan.stale, plan.stale_dirs)
     return changed
 
 
@@ -345,11 +342,17 @@ def make_index(
     manifest: Path | None = None,
     merge_from: Sequence[str] = (),
     base_url: str | None = None,
-    fetch: Fetch = urllib_fetch,
+    fetch: Fetch = http_fetch,
+    families: FamilyRegistry | None = None,
 ) -> IndexPlan:
     """Check ``dist`` and write its index; the returned plan says what was written."""
     plan = plan_index(
-        dist=dist, manifest=manifest, merge_from=merge_from, base_url=base_url, fetch=fetch
+        dist=dist,
+        manifest=manifest,
+        merge_from=merge_from,
+        base_url=base_url,
+        fetch=fetch,
+        families=families,
     )
     write_index(plan)
     return plan
