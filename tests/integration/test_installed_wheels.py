@@ -222,6 +222,36 @@ def test_path_cmake_holds_the_hip_config(installed: Installed) -> None:
     assert config.read_bytes() == core_config.read_bytes()
 
 
+_LICENSE_FILES = """
+import importlib.metadata as m, json, sys
+print(json.dumps({n: m.distribution(n).metadata.get_all("License-File") for n in sys.argv[1:]}))
+"""
+
+
+@pytest.mark.timeout(SETUP_TIMEOUT)
+def test_pip_show_lists_the_license_files(installed: Installed) -> None:
+    """Every distribution declares License-File lines (PEP 639) and ``pip show -f`` lists each
+    as an installed file below its dist-info/licenses/, present on disk."""
+    family = installed.family
+    dists = ["rocm", "rocm-sdk-core", f"rocm-sdk-libraries-{family}", f"rocm-sdk-devel-{family}"]
+    venv = installed.venv
+    declared = json.loads(venv.run(venv.python, "-I", "-c", _LICENSE_FILES, *dists).stdout)
+    shown = venv.pip("show", "-f", *dists).stdout.split("\n---\n")
+    assert len(shown) == len(dists)
+    for name, section in zip(dists, shown, strict=True):
+        assert f"Name: {name}" in section.splitlines()
+        files = {line.strip() for line in section.split("Files:", 1)[1].splitlines()}
+        listed = sorted(f.split("/licenses/", 1)[1] for f in files if ".dist-info/licenses/" in f)
+        assert listed == sorted(declared[name]), name
+        assert "LICENSE" in listed, name
+        for path in files:
+            if ".dist-info/licenses/" in path:
+                assert (venv.site_packages / path).is_file(), path
+    assert "share/doc/hip/LICENSE.txt" in declared["rocm-sdk-core"]
+    assert "share/doc/rocblas/LICENSE.md" in declared[f"rocm-sdk-libraries-{family}"]
+    assert declared["rocm"] == ["LICENSE"]
+
+
 @pytest.mark.timeout(SETUP_TIMEOUT)
 def test_libraries_wheel_holds_only_this_family_kernels(installed: Installed) -> None:
     site = installed.venv.site_packages
@@ -300,7 +330,7 @@ def test_rocm_sdk_test_passes(installed: Installed, tmp_path: Path) -> None:
 def test_find_libraries_and_initialize_process(installed: Installed) -> None:
     code = (
         "import json, rocm_sdk\n"
-        "rocm_sdk.initialize_process()\n"
+        "rocm_sdk.initialize_process(preload_shortnames=['amdhip64'])\n"
         "paths = [str(p) for p in rocm_sdk.find_libraries('amdhip64', 'rocblas')]\n"
         "maps = open('/proc/self/maps').read()\n"
         "print(json.dumps({'paths': paths, 'preloaded': 'libamdhip64.so.7' in maps}))\n"

@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,8 @@ def test_committed_non_elf_files_are_byte_identical(fresh: Path) -> None:
 
 def test_committed_elf_files_have_the_generated_dynamic_facts(fresh: Path) -> None:
     elves = [rel for rel in _regular_files(fresh) if _is_elf(fresh / rel)]
-    assert len(elves) == 16  # 12 distinct files; rocBLAS and its test once per family
+    # 13 distinct files; rocBLAS and its test once per family, 22 copies of the sample tool
+    assert len(elves) == 38
     for rel in elves:
         assert _elf_facts(SAMPLE / rel) == _elf_facts(fresh / rel), rel
 
@@ -200,6 +202,38 @@ def test_committed_sample_stays_small() -> None:
     assert 100_000 < total < 2 * 1024 * 1024
 
 
+def _merged_tree(top: Path, family: str) -> dict[str, Path]:
+    """Path below the stage roots -> path on disk, over the generic and one family's artifacts."""
+    merged: dict[str, Path] = {}
+    for artifact in sorted(top.iterdir()):
+        if not artifact.is_dir() or not artifact.name.endswith(("_generic", f"_{family}")):
+            continue
+        for root in (artifact / "artifact_manifest.txt").read_text().split():
+            if (artifact / root).is_dir():
+                merged |= {
+                    p.relative_to(artifact / root).as_posix(): p for p in _walk(artifact / root)
+                }
+    return merged
+
+
+@pytest.mark.parametrize("tree", ["committed", "fresh"])
+def test_no_symlink_dangles_in_a_family_tree(tree: str, fresh: Path) -> None:
+    """So `wheelyard build --strict` of the sample passes (tests that need a dangling link add
+    one to a copy). Links may point into another artifact, as the dev links do."""
+    top = SAMPLE if tree == "committed" else fresh
+    for family in FAMILIES:
+        merged = _merged_tree(top, family)
+        links = {
+            rel: os.path.normpath(os.path.join(os.path.dirname(rel), os.readlink(path)))
+            for rel, path in merged.items()
+            if path.is_symlink()
+        }
+        assert len(links) == 26, family
+        assert links["lib/libamdhip64.so"] == "lib/libamdhip64.so.7"  # dev -> lib artifact
+        assert links["lib/llvm/lib/clang/current"] == "lib/llvm/lib/clang/20"  # a directory
+        assert {rel: target for rel, target in links.items() if target not in merged} == {}
+
+
 @pytest.mark.parametrize("tree", ["committed", "fresh"])
 def test_elf_files_need_at_most_glibc_2_28(tree: str, fresh: Path) -> None:
     top = SAMPLE if tree == "committed" else fresh
@@ -220,9 +254,11 @@ def test_sample_has_the_shapes_wheelyard_must_handle() -> None:
     assert _elf_facts(hsa / "libhsa-runtime64.so.1.15.0")["runpath"] == ["$ORIGIN/rocm_sysdeps/lib"]
     static = SAMPLE / "core-hip_dev_generic/core/clr/stage/lib/libamdhip64_static.so"
     assert not _is_elf(static)
-    run = SAMPLE / "core-hip_run_generic/core/hipcc/stage/bin/hipcc.pl"
-    assert run.is_symlink()
-    assert not run.exists()
+    hip_roots = (SAMPLE / "core-hip_run_generic/artifact_manifest.txt").read_text().split()
+    assert [(SAMPLE / "core-hip_run_generic" / root).is_dir() for root in hip_roots] == [
+        True,
+        False,
+    ]
     rocblas = {
         _sha256(SAMPLE / f"blas_lib_{family}/math-libs/BLAS/rocBLAS/stage/lib/librocblas.so.5.1.0")
         for family in FAMILIES
@@ -244,13 +280,18 @@ def test_sample_has_the_shapes_wheelyard_must_handle() -> None:
     )
 
 
-def test_committed_programs_run_with_the_libraries_on_the_search_path() -> None:
+def _library_env() -> dict[str, str]:
+    """The environment with the sample's generic and gfx120X-all library directories searched."""
     libraries = [
         *SAMPLE.glob("*_lib_generic/**/lib*.so.*"),
         *SAMPLE.glob("*_lib_gfx120X-all/**/lib*.so.*"),
     ]
     library_dirs = sorted({str(path.parent) for path in libraries})
-    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(library_dirs)}
+    return {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(library_dirs)}
+
+
+def test_committed_programs_run_with_the_libraries_on_the_search_path() -> None:
+    env = _library_env()
 
     def run(rel: str, *args: str) -> str:
         result = subprocess.run(
@@ -271,3 +312,61 @@ def test_committed_programs_run_with_the_libraries_on_the_search_path() -> None:
         "blas_test_gfx120X-all/math-libs/BLAS/rocBLAS/stage/bin/rocblas-test"
     )
     assert "0 failed" in run("core-hip_test_generic/core/clr/stage/bin/hip_unit_tests")
+
+
+def _core_console_scripts() -> dict[str, dict[str, Any]]:
+    """The console scripts the profile declares for rocm-sdk-core (read here, not via wheelyard)."""
+    with open(REPO / "packaging" / "rocm" / "packages.toml", "rb") as stream:
+        packages = tomllib.load(stream)["package"]
+    (core,) = [package for package in packages if package["key"] == "core"]
+    scripts: dict[str, dict[str, Any]] = core["console_scripts"]
+    return scripts
+
+
+# Programs with a source of their own (tested above); the others answer with their name.
+OWN_SOURCES = ("hipconfig", "rocminfo")
+
+
+def test_every_core_console_script_program_is_present_and_runs() -> None:
+    """Each program runs as its console script would (argv[0] its name, the profile's test
+    arguments, no GPU here) and answers with that name; exit 0 also for the GPU tools."""
+    merged = _merged_tree(SAMPLE, "gfx120X-all")
+    scripts, env = _core_console_scripts(), _library_env()
+    assert len(scripts) >= 28
+    for name, script in sorted(scripts.items()):
+        paths = script["path"] if isinstance(script["path"], list) else [script["path"]]
+        present = [path for path in paths if path in merged]
+        assert present, f"{name}: none of {paths} in the sample"
+        program = merged[present[0]].resolve()
+        assert program.is_file(), name
+        assert _is_elf(program), name
+        result = subprocess.run(
+            [name, *script.get("test_args", [])],
+            executable=program,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=30,
+        )
+        assert result.returncode == 0, (name, result.stderr)
+        if name not in OWN_SOURCES:
+            assert result.stdout.split()[0] == name, (name, result.stdout)
+
+
+def test_console_script_programs_are_links_where_therock_links_them() -> None:
+    llvm = SAMPLE / "amd-llvm_run_generic/compiler/amd-llvm/stage"
+    assert os.readlink(llvm / "lib/llvm/bin/amdclang++") == "clang++"
+    assert os.readlink(llvm / "lib/llvm/bin/amdlld") == "lld"
+    assert os.readlink(llvm / "bin/amdclang") == "../lib/llvm/bin/clang"
+    assert os.readlink(llvm / "bin/amdflang") == "../lib/llvm/bin/amdflang"
+    copies = [
+        llvm / "lib/llvm/bin/lld",
+        SAMPLE / "core-hip_run_generic/core/clr/stage/bin/hipcc",
+        SAMPLE / "core-amdsmi_run_generic/core/amdsmi/stage/bin/amd-smi",
+        SAMPLE / "rocprofiler-sdk_run_generic/profiler/rocprofiler-sdk/stage/bin/rocprofv3",
+        SAMPLE / "rocgdb_run_generic/debug-tools/rocgdb/stage/bin/rocgdb",
+    ]
+    assert [path for path in copies if path.is_symlink() or not path.is_file()] == []
+    assert len({_sha256(path) for path in copies}) == 1  # one binary, copied
+    assert sum(path.stat().st_size for path in copies) < 5 * 8192  # small: the sample has 22

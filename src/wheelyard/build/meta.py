@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from wheelyard import __version__
 from wheelyard.errors import ProfileError
-from wheelyard.profile import Family, Profile
+from wheelyard.profile import ConsoleScript, Family, PackageDef, Profile
 from wheelyard.wheelfile import FileEntry
 
 METADATA_VERSION = "2.4"
@@ -35,6 +35,7 @@ class Metadata:
     license: str
     homepage: str | None = None
     requires: tuple[Requirement, ...] = ()
+    license_files: tuple[str, ...] = ()  # PEP 639: paths below <name>.dist-info/licenses/
 
     def render(self) -> bytes:
         lines = [
@@ -43,6 +44,7 @@ class Metadata:
             f"Version: {self.version}",
             f"Summary: {self.summary}",
             f"License-Expression: {self.license}",
+            *(f"License-File: {path}" for path in self.license_files),
             f"Requires-Python: {self.requires_python}",
         ]
         if self.homepage:
@@ -120,23 +122,84 @@ def meta_runtime_entries(profile: Profile, dist_info: Mapping[str, object]) -> l
     return entries
 
 
+DIST_INFO_SCHEMA = 2
+
+
+def _family_template(template: str) -> str:
+    """Profile placeholders as the runtime spells them (TheRock's ``{target_family}``)."""
+    return template.replace("{family_ident}", "{target_family_ident}").replace(
+        "{family}", "{target_family}"
+    )
+
+
+def _package_document(package: PackageDef, family: Family, shipped: bool) -> dict[str, object]:
+    own = family if package.scope == "family" else None
+    return {
+        "dist": package.dist_name(own),
+        "module": package.module(own),
+        "extra": package.extra,
+        "dist_template": _family_template(package.name),
+        "module_template": _family_template(package.install_dir),
+        "required": package.kind == "runtime" and package.extra is None and not package.optional,
+        "shipped": shipped,
+    }
+
+
 def dist_info_document(
     *,
+    profile: Profile,
     version: str,
     family: Family,
-    packages: Mapping[str, Mapping[str, object]],
-    libraries: Mapping[str, Mapping[str, str]],
-    preload: Sequence[str],
-    console_scripts: Mapping[str, Mapping[str, object]],
+    shipped: Collection[str],
+    files: Mapping[str, Collection[str]],
+    scripts: Sequence[tuple[str, ConsoleScript, str]],
     devel: Mapping[str, object],
 ) -> dict[str, object]:
+    """``rocm_sdk/_dist_info.json`` of ``family``'s meta wheel.
+
+    ``shipped``: keys of the packages with a wheel in this family's view; ``files``: paths of
+    each runtime package's payload (a library of the table is ``built`` when one matches its
+    Linux glob); ``scripts``: (package key, script, path used) of the console scripts shipped.
+    """
+    libraries = [
+        {
+            "name": row.name,
+            "package": row.package,
+            "linux": row.linux,
+            "windows": row.windows,
+            "optional": row.optional,
+            "built": any(row.matches(path) for path in files.get(row.package, ())),
+        }
+        for row in profile.libraries
+    ]
     return {
+        "schema": DIST_INFO_SCHEMA,
         "version": version,
         "family": family.name,
         "targets": list(family.targets),
-        "packages": {key: dict(packages[key]) for key in sorted(packages)},
-        "libraries": {key: dict(libraries[key]) for key in sorted(libraries)},
-        "preload": [name for name in preload if name in libraries],
-        "console_scripts": {key: dict(console_scripts[key]) for key in sorted(console_scripts)},
+        "meta": profile.meta,
+        "py_package_suffix_nonce": "",
+        "target_families": {
+            "available": [family.name],
+            "default": family.name,
+            "linux": [],
+            "windows": [],
+            "targets": {family.name: list(family.targets)},
+        },
+        "packages": {
+            package.key: _package_document(package, family, package.key in shipped)
+            for package in sorted(profile.packages, key=lambda p: p.key)
+        },
+        "libraries": libraries,
+        "console_scripts": {
+            script.name: {
+                "package": key,
+                "path": path,
+                "test_args": list(script.test_args),
+                "needs_gpu": script.needs_gpu,
+                "needs_devel": script.needs_devel,
+            }
+            for key, script, path in sorted(scripts, key=lambda item: item[1].name)
+        },
         "devel": dict(devel),
     }

@@ -1,22 +1,22 @@
 """The set of wheels a build writes: runtime, devel and meta, with their checks.
 
 Checks made here, before any byte is compressed: every required package has files (an empty
-per-family libraries wheel is an error, never a shipped wheel), declared console scripts exist,
-no two co-installable wheels install the same path, and within one family namespace (generic
-files plus the family's) a filename appears once.
+per-family libraries wheel is an error, never a shipped wheel), no two co-installable wheels
+install the same path, and within one family namespace (generic files plus the family's) a
+filename appears once. A console script whose program is not in the tree (partial trees are
+normal) is left out with a warning.
 """
 
 from __future__ import annotations
 
-import posixpath
-import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from wheelyard.build.assemble import RunpathResult, devel_entries
 from wheelyard.build.devel import DEVEL_ROOT, write_devel_archive
+from wheelyard.build.licenses import LicenseIndex, index_licenses, license_file_names
 from wheelyard.build.links import Payload, TreeLinks
 from wheelyard.build.meta import (
     Metadata,
@@ -33,12 +33,11 @@ from wheelyard.build.ownership import PackageInstance
 from wheelyard.build.split import SplitPlan
 from wheelyard.elf import ElfInfo, platform_tag
 from wheelyard.errors import SplitError
-from wheelyard.profile import GENERIC, Family, PackageDef, Profile, glob_match
+from wheelyard.profile import GENERIC, ConsoleScript, Family, PackageDef, Profile, glob_match
 from wheelyard.wheelfile import FileEntry, WheelSpec, dist_info_name, wheel_filename
 
 DEVEL_ARCHIVE = "devel.tar"
 DEVEL_MANIFEST = "devel-manifest.json"
-_SHORT_NAME = re.compile(r"^lib(?P<short>.+?)\.so(\.[0-9.]+)?$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,9 +74,16 @@ def _tag(infos: list[ElfInfo], profile: Profile) -> str:
     return f"py3-none-{platform}" if platform else "py3-none-any"
 
 
-def _short_name(path: str) -> str | None:
-    match = _SHORT_NAME.match(posixpath.basename(path))
-    return match.group("short") if match else None
+def _console_scripts(
+    definition: PackageDef, files: Collection[str]
+) -> list[tuple[ConsoleScript, str]]:
+    """The package's console scripts whose program is in ``files``, with the path used."""
+    found = []
+    for script in definition.console_scripts:
+        path = script.resolve(files)
+        if path is not None:
+            found.append((script, path))
+    return found
 
 
 def _install_hint(profile: Profile) -> str:
@@ -88,6 +94,7 @@ def _expected_instances(
     profile: Profile,
     families: tuple[Family, ...],
     payloads: Mapping[PackageInstance, list[Payload]],
+    on_warning: Callable[[str], None],
 ) -> list[PackageInstance]:
     problems = []
     present = []
@@ -110,11 +117,13 @@ def _expected_instances(
             missing = [p for p in package.must_contain if not any(glob_match(p, f) for f in files)]
             if missing:
                 problems.append(f"{instance.dist_name}: nothing matches {', '.join(missing)}")
-            scripts = [s.path for s in package.console_scripts if s.path not in files]
-            if scripts:
-                problems.append(
-                    f"{instance.dist_name}: console scripts point at missing {', '.join(scripts)}"
-                )
+            shipped = {script.name for script, _ in _console_scripts(package, set(files))}
+            for script in package.console_scripts:
+                if script.name not in shipped:
+                    on_warning(
+                        f"console script left out: {script.name} ({instance.dist_name} has no "
+                        f"{' or '.join(script.paths)})"
+                    )
             present.append(instance)
     if problems:
         raise SplitError(
@@ -138,10 +147,15 @@ def plan_wheels(
     workdir: Path,
     source_date_epoch: int,
     on_dangling: Callable[[str], None],
+    on_warning: Callable[[str], None],
 ) -> list[PlannedWheel]:
-    instances = _expected_instances(profile, plan.families, payloads)
+    """Plan every wheel; ``on_dangling`` hears of dropped links, ``on_warning`` of the rest
+    (console scripts left out)."""
+    instances = _expected_instances(profile, plan.families, payloads, on_warning)
+    licenses = index_licenses(profile, plan)
     wheels = [
-        _runtime_wheel(profile, i, payloads[i], version, elf_facts, runpaths) for i in instances
+        _runtime_wheel(profile, i, payloads[i], version, elf_facts, runpaths, licenses)
+        for i in instances
     ]
     for view in plan.views:
         family = view.family
@@ -167,13 +181,24 @@ def plan_wheels(
                 source_date_epoch=source_date_epoch,
             )
             infos = [i for s in view.tree.values() if (i := elf_facts.get(s.source)) is not None]
+            shipped = licenses.entries(
+                dist_info_name(devel_instance.dist_name, version),
+                (s.artifact for s in view.tree.values()),
+            )
             wheels.append(
                 _devel_wheel(
-                    profile, devel, devel_instance, mine, version, directory, _tag(infos, profile)
+                    profile,
+                    devel,
+                    devel_instance,
+                    mine,
+                    version,
+                    directory,
+                    _tag(infos, profile),
+                    shipped,
                 )
             )
         wheels.append(
-            _meta_wheel(profile, family, mine, devel_instance, payloads, elf_facts, version)
+            _meta_wheel(profile, family, mine, devel_instance, payloads, version, licenses)
         )
     _check_collisions(wheels)
     return wheels
@@ -187,6 +212,8 @@ def _metadata(
     family: Family | None,
     version: str,
     requires: tuple[Requirement, ...],
+    licenses: tuple[FileEntry, ...],
+    expression: str | None = None,
 ) -> bytes:
     return Metadata(
         name=name,
@@ -194,9 +221,10 @@ def _metadata(
         summary=summary,
         description=describe(summary, version, family, _install_hint(profile)),
         requires_python=profile.requires_python,
-        license=profile.license,
+        license=expression or profile.license,
         homepage=profile.homepage,
         requires=requires,
+        license_files=license_file_names(dist_info_name(name, version), licenses),
     ).render()
 
 
@@ -207,6 +235,7 @@ def _runtime_wheel(
     version: str,
     elf_facts: Mapping[Path, ElfInfo | None],
     runpaths: RunpathResult,
+    licenses: LicenseIndex,
 ) -> PlannedWheel:
     module = instance.module
     definition = instance.definition
@@ -216,7 +245,7 @@ def _runtime_wheel(
         entries.append(
             FileEntry(arcname=f"{module}/{item.path}", source=source, executable=item.executable)
         )
-    scripts = {s.name: s.path for s in definition.console_scripts}
+    scripts = {s.name: path for s, path in _console_scripts(definition, {i.path for i in files})}
     entry_points = None
     if scripts:
         entries.append(
@@ -237,13 +266,16 @@ def _runtime_wheel(
         )
         for key in definition.requires
     )
+    shipped = licenses.entries(
+        dist_info_name(instance.dist_name, version), (item.staged.artifact for item in files)
+    )
     return PlannedWheel(
         dist_name=instance.dist_name,
         version=version,
         family=instance.family_name,
         kind="runtime",
         tag=_tag(infos, profile),
-        entries=tuple(entries),
+        entries=(*entries, *shipped),
         metadata=_metadata(
             profile,
             name=instance.dist_name,
@@ -251,6 +283,8 @@ def _runtime_wheel(
             family=family,
             version=version,
             requires=requires,
+            licenses=shipped,
+            expression=definition.license_expression,
         ),
         entry_points=entry_points,
     )
@@ -264,6 +298,7 @@ def _devel_wheel(
     version: str,
     directory: Path,
     tag: str,
+    licenses: tuple[FileEntry, ...],
 ) -> PlannedWheel:
     assert instance.family is not None
     module = instance.module
@@ -271,6 +306,7 @@ def _devel_wheel(
         FileEntry(arcname=f"{module}/__init__.py", data=package_init(instance.dist_name)),
         FileEntry(arcname=f"{module}/{DEVEL_ARCHIVE}", source=directory / DEVEL_ARCHIVE),
         FileEntry(arcname=f"{module}/{DEVEL_MANIFEST}", source=directory / DEVEL_MANIFEST),
+        *licenses,
     )
     # The devel tree links into every runtime wheel of its family view, so it pins them all
     # (profile "requires" only adds to that), or `rocm-sdk init` would find links dangling.
@@ -294,6 +330,8 @@ def _devel_wheel(
             family=instance.family,
             version=version,
             requires=requires,
+            licenses=licenses,
+            expression=definition.license_expression,
         ),
     )
 
@@ -304,37 +342,26 @@ def _meta_wheel(
     instances: list[PackageInstance],
     devel: PackageInstance | None,
     payloads: Mapping[PackageInstance, list[Payload]],
-    elf_facts: Mapping[Path, ElfInfo | None],
     version: str,
+    licenses: LicenseIndex,
 ) -> PlannedWheel:
+    own = licenses.entries(dist_info_name(profile.meta, version), ())
     shipped = instances + ([devel] if devel is not None else [])
-    packages = {
-        i.definition.key: {"dist": i.dist_name, "module": i.module, "extra": i.definition.extra}
-        for i in shipped
-    }
-    libraries: dict[str, dict[str, str]] = {}
-    scripts: dict[str, dict[str, object]] = {}
-    for instance in instances:
-        for item in payloads[instance]:
-            short = _short_name(item.path)
-            info = elf_facts.get(item.staged.source)
-            loadable = info is not None and info.elf_type == "ET_DYN" and not info.is_executable
-            if short and loadable and short not in libraries:
-                libraries[short] = {"package": instance.definition.key, "path": item.path}
-        for script in instance.definition.console_scripts:
-            scripts[script.name] = {
-                "package": instance.definition.key,
-                "path": script.path,
-                "test_args": list(script.test_args),
-            }
+    files = {i.definition.key: {item.path for item in payloads[i]} for i in instances}
+    scripts = [
+        (i.definition.key, script, path)
+        for i in instances
+        for script, path in _console_scripts(i.definition, files[i.definition.key])
+    ]
     document = dist_info_document(
+        profile=profile,
         version=version,
         family=family,
-        packages=packages,
-        libraries=libraries,
-        preload=profile.preload,
-        console_scripts=scripts,
+        shipped={i.definition.key for i in shipped},
+        files=files,
+        scripts=scripts,
         devel={
+            "package": devel.definition.key if devel is not None else "devel",
             "root": DEVEL_ROOT,
             "archive": DEVEL_ARCHIVE,
             "manifest": DEVEL_MANIFEST,
@@ -359,6 +386,7 @@ def _meta_wheel(
         family=family,
         version=version,
         requires=requires,
+        licenses=own,
     )
     return PlannedWheel(
         dist_name=profile.meta,
@@ -366,10 +394,10 @@ def _meta_wheel(
         family=family.name,
         kind="meta",
         tag="py3-none-any",
-        entries=tuple(meta_runtime_entries(profile, document)),
+        entries=(*meta_runtime_entries(profile, document), *own),
         metadata=metadata,
         entry_points=render_entry_points(
-            {profile.console_script: f"{profile.runtime_module}.cli:main"}
+            {profile.console_script: f"{profile.runtime_module}.__main__:main"}
         ),
     )
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 
 from wheelyard.errors import ProfileError
 from wheelyard.profile.families import GENERIC, Family, FamilyRegistry
@@ -92,9 +95,35 @@ class ExcludeRule:
 
 @dataclass(frozen=True, kw_only=True)
 class ConsoleScript:
+    """A console script running a program of its package; left out if no path is present."""
+
     name: str
-    path: str
-    test_args: tuple[str, ...] = ()
+    paths: tuple[str, ...]  # candidates in the package's tree, the first present is used
+    test_args: tuple[str, ...] = ()  # what ``rocm-sdk test`` runs it with
+    needs_gpu: bool = False  # may fail without a GPU (the test skips it without /dev/kfd)
+    needs_devel: bool = False  # meant to run with the devel files (skipped without them)
+
+    @property
+    def path(self) -> str:
+        return self.paths[0]
+
+    def resolve(self, files: Collection[str]) -> str | None:
+        """The first candidate path among ``files``, or None."""
+        return next((path for path in self.paths if path in files), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LibraryDef:
+    """A ``[[library]]`` row: the short name ``find_libraries`` knows a library by."""
+
+    name: str
+    package: str  # key of the package that ships it
+    linux: str  # glob below the package's install directory, e.g. lib/libamdhip64.so*
+    windows: str = ""  # likewise for Windows; "" when it does not exist there
+    optional: bool = False  # may be missing from a build without being an error
+
+    def matches(self, path: str) -> bool:
+        return glob_match(self.linux, path)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +140,7 @@ class PackageDef:
     must_contain: tuple[str, ...] = ()
     takes: tuple[TakeRule, ...] = ()
     console_scripts: tuple[ConsoleScript, ...] = ()
+    license_expression: str | None = None  # SPDX; None: the profile's [licenses] expression
 
     def _fill(self, template: str, family: Family | None) -> str:
         if family is None:
@@ -135,6 +165,17 @@ class DevelSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LicenseSettings:
+    """``[licenses]``: which artifact files are license files, and the profile's own."""
+
+    globs: tuple[str, ...] = ()  # installed paths, e.g. share/doc/*/LICENSE*
+    file: Path | None = None  # the profile's license file, shipped in every wheel
+
+    def matches(self, path: str) -> bool:
+        return _matches_name(self.globs, path)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Profile:
     root: Path
     name: str
@@ -148,15 +189,18 @@ class Profile:
     license: str
     requires_python: str
     homepage: str | None
-    preload: tuple[str, ...]
     min_glibc: tuple[int, int]
     dangling_symlinks: Literal["error", "warn"]
     append_min_size: int
     allow_external: frozenset[str]
     excludes: tuple[ExcludeRule, ...]
     packages: tuple[PackageDef, ...]
+    libraries: tuple[LibraryDef, ...]
     devel: DevelSettings
     families: FamilyRegistry
+    licenses: LicenseSettings = LicenseSettings()
+    # [artifacts] max_extracted_gib: the most one artifact archive may expand to.
+    max_extracted_bytes: int = 32 << 30
 
     @property
     def templates_dir(self) -> Path:
@@ -219,6 +263,13 @@ class _Reader:
             raise self.fail(where, f"'{key}' must be a whole number of MiB, 0 or more")
         return value
 
+    def max_extracted(self) -> int:
+        table = self.data.get("artifacts", {})
+        value = table.get("max_extracted_gib", 32) if isinstance(table, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise self.fail("[artifacts]", "'max_extracted_gib' must be a whole number, 1 or more")
+        return value << 30
+
     def profile(self) -> Profile:
         top = self.data.get("profile")
         if not isinstance(top, dict):
@@ -244,22 +295,29 @@ class _Reader:
             runtime_module=self.string(top, "runtime_module", "[profile]"),
             console_script=self.string(top, "console_script", "[profile]"),
             summary=self.string(top, "summary", "[profile]"),
-            license=self.string(top, "license", "[profile]", "Proprietary"),
+            license=self.license_expression(
+                self.licenses_table(),
+                "[licenses]",
+                "expression",
+                self.string(top, "license", "[profile]", "Proprietary"),
+            ),
             requires_python=self.string(top, "requires_python", "[profile]", ">=3.9"),
             homepage=top.get("homepage"),
-            preload=self.strings(top, "preload", "[profile]"),
             min_glibc=(2, int(match.group(1))),
             dangling_symlinks="error" if dangling == "error" else "warn",
             append_min_size=self.size_mib(elf, "append_runpath_min_mib", "[elf]", 0) << 20,
             allow_external=frozenset(self.strings(closure, "allow_external", "[closure]")),
             excludes=self.excludes(),
             packages=packages,
+            libraries=self.libraries({p.key for p in packages}),
             devel=DevelSettings(
                 cmake_dir=self.string(devel, "cmake_dir", "[devel]", "lib/cmake"),
                 bin_dir=self.string(devel, "bin_dir", "[devel]", "bin"),
                 cmake_config=devel.get("cmake_config"),
             ),
             families=self.families,
+            licenses=self.licenses(),
+            max_extracted_bytes=self.max_extracted(),
         )
         for name in profile.default_families + profile.sample_families:
             if name not in self.families.names():
@@ -267,6 +325,32 @@ class _Reader:
         if not profile.templates_dir.is_dir():
             raise ProfileError(profile.templates_dir, "runtime module template directory missing")
         return profile
+
+    def license_expression(
+        self, table: dict[str, Any], where: str, key: str, default: str | None
+    ) -> str:
+        """An SPDX expression, canonicalized (``mit`` becomes ``MIT``); PEP 639 asks for one."""
+        text = self.string(table, key, where, default)
+        try:
+            return canonicalize_license_expression(text)
+        except InvalidLicenseExpression:
+            raise self.fail(where, f"'{key}' {text!r} is not an SPDX license expression") from None
+
+    def licenses_table(self) -> dict[str, Any]:
+        table = self.data.get("licenses", {})
+        if isinstance(table, dict):
+            return table
+        raise self.fail("[licenses]", "must be a table")
+
+    def licenses(self) -> LicenseSettings:
+        table = self.licenses_table()
+        name = table.get("file")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise self.fail("[licenses]", "'file' must be a path relative to the profile")
+        file = None if name is None else self.root / name
+        if file is not None and not file.is_file():
+            raise ProfileError(file, "the profile's license file ([licenses] file) is missing")
+        return LicenseSettings(globs=self.strings(table, "globs", "[licenses]"), file=file)
 
     def excludes(self) -> tuple[ExcludeRule, ...]:
         rules = []
@@ -283,6 +367,62 @@ class _Reader:
             )
         return tuple(rules)
 
+    def flag(self, table: dict[str, Any], key: str, where: str) -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            raise self.fail(where, f"'{key}' must be true or false")
+        return value
+
+    def libraries(self, package_keys: set[str]) -> tuple[LibraryDef, ...]:
+        tables = self.data.get("library", [])
+        if not isinstance(tables, list):
+            raise self.fail("[[library]]", "must be an array of tables")
+        rows = []
+        for index, table in enumerate(tables):
+            where = f"[[library]] #{index + 1}"
+            name = self.string(table, "name", where)
+            where = f"library {name!r}"
+            package = self.string(table, "package", where)
+            if package not in package_keys:
+                raise self.fail(where, f"package {package!r} is not a [[package]] key")
+            windows = table.get("windows", "")
+            if not isinstance(windows, str):
+                raise self.fail(where, "'windows' must be a string")
+            rows.append(
+                LibraryDef(
+                    name=name,
+                    package=package,
+                    linux=self.string(table, "linux", where),
+                    windows=windows,
+                    optional=self.flag(table, "optional", where),
+                )
+            )
+        names = [row.name for row in rows]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise self.fail("[[library]]", f"short names listed twice: {repeated}")
+        return tuple(rows)
+
+    def console_script(self, name: str, body: Any, where: str) -> ConsoleScript:
+        if not isinstance(body, dict):
+            raise self.fail(where, "must be a table")
+        paths = body.get("path")
+        if isinstance(paths, str):
+            paths = [paths]
+        if (
+            not isinstance(paths, list)
+            or not paths
+            or not all(isinstance(p, str) and p for p in paths)
+        ):
+            raise self.fail(where, "'path' must be a path or a non-empty list of paths")
+        return ConsoleScript(
+            name=name,
+            paths=tuple(paths),
+            test_args=self.strings(body, "test_args", where),
+            needs_gpu=self.flag(body, "needs_gpu", where),
+            needs_devel=self.flag(body, "needs_devel", where),
+        )
+
     def packages(self) -> tuple[PackageDef, ...]:
         tables = self.data.get("package")
         if not isinstance(tables, list) or not tables:
@@ -295,6 +435,10 @@ class _Reader:
             unknown = sorted(set(package.requires) - set(keys))
             if unknown:
                 raise self.fail(f"package {package.key!r}", f"requires unknown packages {unknown}")
+        scripts = [s.name for p in packages for s in p.console_scripts]
+        repeated = sorted({n for n in scripts if scripts.count(n) > 1})
+        if repeated:
+            raise self.fail("[[package]]", f"console scripts declared twice: {repeated}")
         if sum(p.kind == "devel" for p in packages) > 1:
             raise self.fail("[[package]]", "at most one package may have kind = 'devel'")
         return tuple(packages)
@@ -330,16 +474,10 @@ class _Reader:
                     paths=self.strings(rule, "paths", rule_where),
                 )
             )
-        scripts = []
-        for script_name, body in sorted(table.get("console_scripts", {}).items()):
-            script_where = f"{where} console_scripts.{script_name}"
-            scripts.append(
-                ConsoleScript(
-                    name=script_name,
-                    path=self.string(body, "path", script_where),
-                    test_args=self.strings(body, "test_args", script_where),
-                )
-            )
+        scripts = [
+            self.console_script(script_name, body, f"{where} console_scripts.{script_name}")
+            for script_name, body in sorted(table.get("console_scripts", {}).items())
+        ]
         return PackageDef(
             key=key,
             kind="devel" if kind == "devel" else "runtime",
@@ -353,4 +491,9 @@ class _Reader:
             must_contain=self.strings(table, "must_contain", where),
             takes=tuple(takes),
             console_scripts=tuple(scripts),
+            license_expression=(
+                self.license_expression(table, where, "license_expression", None)
+                if "license_expression" in table
+                else None
+            ),
         )

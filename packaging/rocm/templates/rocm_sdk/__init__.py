@@ -3,10 +3,12 @@
 Frameworks built against the ROCm wheels call, at start-up::
 
     import rocm_sdk
-    rocm_sdk.initialize_process()
+    rocm_sdk.initialize_process(preload_shortnames=["amdhip64", "hipblas"],
+                                check_version="7.10.*")
 
-which loads the core runtime libraries (``amdhip64`` by default) with ``RTLD_GLOBAL`` so that
-extension modules linked against them resolve without ``LD_LIBRARY_PATH``.
+which loads the named libraries with ``RTLD_GLOBAL`` so that extension modules linked against
+them resolve without ``LD_LIBRARY_PATH``. The names, arguments and behaviour are those of
+TheRock's ``rocm_sdk`` (see docs/runtime.md of wheelyard).
 
 This package runs on every Python the wheels support (3.9 and newer) and uses the standard
 library only.
@@ -19,9 +21,10 @@ import re
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
-from rocm_sdk import _info
+from rocm_sdk import _dist_info, _info
+from rocm_sdk._dist_info import __version__
 
 __all__ = [
     "__version__",
@@ -30,104 +33,155 @@ __all__ = [
     "preload_libraries",
 ]
 
-try:
-    __version__: str = _info.load().version
-except _info.RocmSdkError as _error:  # a damaged install: let `except ImportError` callers cope
-    raise ImportError(str(_error)) from None
-
 PRELOAD_ENV = "ROCM_SDK_PRELOAD_LIBRARIES"
 
-_preloaded: Dict[str, Any] = {}
-_preload_lock = threading.Lock()
+# Short name -> ctypes.CDLL of every library preloaded by this process.
+_ALL_CDLLS: Dict[str, Any] = {}
+_preload_lock = threading.RLock()
+
+
+def _is_windows() -> bool:
+    return os.name == "nt"
 
 
 def find_libraries(*shortnames: str) -> List[Path]:
-    """Absolute paths of installed libraries, by short name (``"amdhip64"``, ``"rocblas"``).
+    """Absolute paths of installed libraries, by short name (``"amdhip64"``, ``"miopen"``).
 
-    Raises ModuleNotFoundError for a name this release does not know, and for a library whose
-    wheel is not installed (the message names the extra to install).
+    The short names are those of ``_dist_info.ALL_LIBRARIES``. Raises ModuleNotFoundError for a
+    name the distribution does not know and, after looking at every name, for libraries whose
+    wheel is not installed (naming the extras to install); FileNotFoundError when the wheel is
+    installed but holds no matching file. Optional libraries that are absent, and libraries
+    not shipped on this platform, are left out of the result.
     """
-    info = _info.load()
+    windows = _is_windows()
     paths = []
+    missing: Dict[str, str] = {}
+    info = _info.load()
     for shortname in shortnames:
-        library = info.libraries.get(shortname)
-        if library is None:
-            known = ", ".join(sorted(info.libraries)) or "(none)"
+        entry = _dist_info.ALL_LIBRARIES.get(shortname)
+        if entry is None:
+            known = ", ".join(sorted(_dist_info.ALL_LIBRARIES)) or "none"
             raise ModuleNotFoundError(
-                f"unknown ROCm library {shortname!r}: rocm {info.version} for {info.family} "
-                f"provides: {known}"
+                f"Unknown rocm library {shortname!r} (rocm {__version__} knows: {known})"
             )
-        package = info.packages[library.package]
-        directory = _info.package_dir(package)
+        pattern = entry.dll_pattern if windows else entry.so_pattern
+        if not pattern:
+            continue  # not shipped on this platform
+        package = entry.package
+        family = _dist_info.determine_target_family() if package.is_target_specific else None
+        module = package.get_py_package_name(family)
+        directory = _info.module_dir(module)
         if directory is None:
-            raise ModuleNotFoundError(
-                f"ROCm library {shortname!r} is provided by {package.dist}, which is not "
-                f"installed; install it with: {info.install_hint(package)}",
-                name=package.module,
-            )
-        path = directory.joinpath(*library.path.split("/"))
-        if not path.is_file():
-            raise ModuleNotFoundError(
-                f"ROCm library {shortname!r}: {path} is missing although {package.dist} is "
-                f'installed; repair it with: pip install --force-reinstall "{package.dist}'
-                f'=={info.version}"',
-                name=package.module,
-            )
-        paths.append(path)
+            missing[package.logical_name] = package.extra or package.logical_name
+            continue
+        relpath = entry.windows_relpath if windows else entry.posix_relpath
+        folder = directory.joinpath(*relpath.split("/"))
+        matches = sorted(folder.glob(pattern))
+        if not matches:
+            if entry.optional:
+                continue
+            raise FileNotFoundError(_not_found(shortname, entry, folder, pattern, info))
+        paths.append(matches[0])
+    if missing:
+        extras = ",".join(sorted(set(missing.values())))
+        raise ModuleNotFoundError(
+            f"the rocm packages {', '.join(sorted(missing))} providing the requested libraries "
+            f'are not installed; install them with: pip install "{info.meta}[{extras}]'
+            f'=={__version__}"'
+        )
     return paths
 
 
+def _not_found(shortname: str, entry: Any, folder: Path, pattern: str, info: Any) -> str:
+    message = f"Could not find rocm library {shortname!r}: nothing matches {pattern!r} in {folder}"
+    if not entry.built:
+        return message + f" (this rocm {__version__} build does not include it)"
+    package = info.packages.get(entry.package.logical_name)
+    dist = package.dist if package is not None else entry.package.logical_name
+    return (
+        message + f"; the installed {dist} is damaged, repair it with: "
+        f'pip install --force-reinstall "{dist}=={__version__}"'
+    )
+
+
 def preload_libraries(*shortnames: str, rtld_global: bool = True) -> None:
-    """Load each library with ``ctypes.CDLL`` once per process (later calls are no-ops)."""
+    """``ctypes.CDLL`` each library once per process, kept in ``_ALL_CDLLS``.
+
+    Libraries skipped by ``find_libraries`` (optional and absent, or not on this platform) are
+    skipped here too.
+    """
     import ctypes
 
-    mode = ctypes.RTLD_GLOBAL if rtld_global else ctypes.RTLD_LOCAL
+    mode = ctypes.RTLD_GLOBAL if rtld_global is True else ctypes.RTLD_LOCAL
     with _preload_lock:
         for shortname in shortnames:
-            if shortname in _preloaded:
+            if shortname in _ALL_CDLLS:
                 continue
-            (path,) = find_libraries(shortname)
-            try:
-                _preloaded[shortname] = ctypes.CDLL(str(path), mode=mode)
-            except OSError as exc:
-                raise OSError(f"rocm_sdk: cannot load {shortname!r} from {path}: {exc}") from exc
+            paths = find_libraries(shortname)
+            if not paths:
+                continue
+            _ALL_CDLLS[shortname] = ctypes.CDLL(str(paths[0]), mode=mode)
 
 
 def initialize_process(
     *,
-    preload_shortnames: Optional[Iterable[str]] = None,
+    preload_shortnames: Optional[Sequence[str]] = None,
     rtld_global: bool = True,
     env_override: bool = True,
     check_version: Union[str, re.Pattern[str], None] = None,
     fail_on_version_mismatch: bool = False,
+    **kwargs: Any,
 ) -> None:
-    """Prepare this process to use the ROCm libraries.
+    """Prepare this process to use the ROCm libraries (TheRock's semantics).
 
-    Checks the version first (``check_version``: a string in which ``*`` matches anything, or a
-    compiled regular expression; either must match the whole version). A mismatch warns, or
-    raises RuntimeError when ``fail_on_version_mismatch``. Then preloads ``preload_shortnames``
-    (default: the libraries this release lists) plus, when ``env_override``, the names in
-    ``$ROCM_SDK_PRELOAD_LIBRARIES`` (separated by commas or semicolons).
+    1. Preload ``preload_shortnames`` (nothing by default).
+    2. With ``env_override``, also preload the names in ``$ROCM_SDK_PRELOAD_LIBRARIES``
+       (separated by ``,`` or ``;``); any failure there is a RuntimeError naming the variable.
+    3. With ``check_version``, compare ``__version__``: a string must match the whole version,
+       ``*`` matching any characters; a compiled pattern is applied with ``re.match``. A
+       mismatch warns (UserWarning), or raises RuntimeError with ``fail_on_version_mismatch``.
+
+    Other keyword arguments are accepted and ignored, for callers written for newer versions.
     """
-    if check_version is not None and not _version_matches(check_version, __version__):
-        wanted = check_version if isinstance(check_version, str) else check_version.pattern
-        message = f"rocm_sdk version {__version__} does not match the required {wanted!r}"
-        if fail_on_version_mismatch:
-            raise RuntimeError(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
-    names = list(_info.load().preload if preload_shortnames is None else preload_shortnames)
+    if preload_shortnames:
+        preload_libraries(*preload_shortnames, rtld_global=rtld_global)
     if env_override:
-        names.extend(_split_names(os.environ.get(PRELOAD_ENV, "")))
-    unique = list(dict.fromkeys(names))
-    preload_libraries(*unique, rtld_global=rtld_global)
+        value = os.getenv(PRELOAD_ENV)
+        names = _split_names(value) if value is not None else []
+        if names:
+            try:
+                preload_libraries(*names, rtld_global=rtld_global)
+            except Exception as exc:
+                raise RuntimeError(
+                    f"Could not preload the libraries named by the environment variable "
+                    f"{PRELOAD_ENV}={value!r} ({type(exc).__name__}: {exc}); correct it, or "
+                    "unset it if it is not needed."
+                ) from exc
+    if check_version:
+        _check_version(check_version, fail=fail_on_version_mismatch)
 
 
 def _split_names(value: str) -> List[str]:
     return [name.strip() for name in re.split(r"[,;]", value) if name.strip()]
 
 
-def _version_matches(wanted: Union[str, re.Pattern[str]], version: str) -> bool:
+def _check_version(wanted: Union[str, re.Pattern[str]], *, fail: bool) -> None:
     if isinstance(wanted, str):
-        pattern = ".*".join(re.escape(piece) for piece in wanted.split("*"))
-        return re.fullmatch(pattern, version) is not None
-    return wanted.fullmatch(version) is not None
+        shown = wanted
+        pattern = re.compile("^" + ".*".join(re.escape(p) for p in wanted.split("*")) + "$")
+    else:
+        shown = wanted.pattern
+        pattern = wanted
+    if re.match(pattern, __version__):
+        return
+    message = (
+        f"The program was compiled against a ROCm version matching {shown!r}, but the ROCm "
+        f"installed in this Python environment is version {__version__}."
+    )
+    if fail:
+        raise RuntimeError(message)
+    warnings.warn(
+        message + " Expect crashes or wrong results; install the matching rocm version.",
+        UserWarning,
+        stacklevel=3,
+    )

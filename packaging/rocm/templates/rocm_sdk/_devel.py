@@ -8,7 +8,9 @@ under an exclusive lock on ``<devel module>/.init.lock``:
 2. check every entry against the manifest (size and sha256 of files, link targets, and for
    links to runtime files the size and sha256 of the installed runtime file);
 3. make links to runtime files hard links to them (same inode, no extra disk space);
-4. rename the temporary directory to ``root`` and only then delete ``devel.tar``.
+4. rename the temporary directory to ``root``, add what it holds (and the lock file) to the
+   devel distribution's RECORD so that ``pip uninstall`` removes it, and only then delete
+   ``devel.tar``.
 
 Any failure removes the temporary directory and leaves the previous state (``devel.tar``
 intact); a killed run leaves only a temporary directory, removed by the next run.
@@ -29,8 +31,9 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
+from rocm_sdk import _record
 from rocm_sdk._info import DevelLayout, DistInfo, Package, RocmSdkError, package_dir
 
 LOCK_FILE = ".init.lock"
@@ -105,8 +108,17 @@ def is_initialized(paths: DevelPaths) -> bool:
     return paths.root.is_dir() and not os.path.lexists(paths.archive)
 
 
-def ensure_initialized(paths: DevelPaths, *, log: Callable[[str], None]) -> bool:
-    """Expand the devel tree unless already done; True if this call expanded it."""
+def ensure_initialized(
+    paths: DevelPaths,
+    *,
+    log: Callable[[str], None],
+    warn: Optional[Callable[[str], None]] = None,
+) -> bool:
+    """Expand the devel tree unless already done; True if this call expanded it.
+
+    What it expands is added to the devel distribution's RECORD, so that uninstalling the
+    devel wheel removes it; ``warn`` hears when that is impossible.
+    """
     if is_initialized(paths):
         return False
     with _locked(paths):
@@ -119,7 +131,7 @@ def ensure_initialized(paths: DevelPaths, *, log: Callable[[str], None]) -> bool
             )
         _remove_leftovers(paths)
         try:
-            count = _expand(paths)
+            count = _expand(paths, warn=warn or log)
         except _Broken as exc:
             raise RocmSdkError(
                 f"devel expansion failed, nothing was changed ({paths.archive} is kept): {exc}\n"
@@ -161,7 +173,7 @@ def runtime_file(paths: DevelPaths, entry_path: str, target: str) -> Path:
     return Path(lexical)
 
 
-def _expand(paths: DevelPaths) -> int:
+def _expand(paths: DevelPaths, *, warn: Callable[[str], None]) -> int:
     entries = read_manifest(paths.manifest)
     runtime = _installed_runtime_modules(paths.info)
     tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=str(paths.module_dir))
@@ -184,6 +196,13 @@ def _expand(paths: DevelPaths) -> int:
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
+    module = paths.module_dir.name
+    names = [f"{module}/{LOCK_FILE}"] + [
+        f"{module}/{paths.layout.root}/{e['path']}" for e in entries if e["type"] != "dir"
+    ]
+    problem = _record.add_rows(paths.site_packages, paths.package.dist, paths.info.version, names)
+    if problem:
+        warn(f"rocm-sdk init: warning: {problem}; uninstalling will leave {paths.root} behind")
     try:
         os.unlink(paths.archive)
     except OSError as exc:

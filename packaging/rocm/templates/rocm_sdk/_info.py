@@ -13,9 +13,10 @@ import importlib.util
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 DIST_INFO_FILE = "_dist_info.json"
+SCHEMA = 2
 HERE = Path(__file__).resolve().parent
 
 
@@ -25,15 +26,22 @@ class RocmSdkError(Exception):
 
 class Package(NamedTuple):
     key: str
-    dist: str
-    module: str
+    dist: str  # for this meta wheel's family
+    module: str  # likewise
     extra: Optional[str]
+    dist_template: str  # "{target_family}" where the family goes
+    module_template: str  # "{target_family_ident}" where the family goes
+    required: bool
+    shipped: bool  # this build wrote a wheel of it
 
 
 class Library(NamedTuple):
     name: str
     package: str
-    path: str
+    linux: str  # glob below the package's install directory
+    windows: str  # likewise, "" when not shipped on Windows
+    optional: bool
+    built: bool  # the build found a file matching ``linux`` in its package
 
 
 class ConsoleScript(NamedTuple):
@@ -41,6 +49,8 @@ class ConsoleScript(NamedTuple):
     package: str
     path: str
     test_args: Tuple[str, ...]
+    needs_gpu: bool
+    needs_devel: bool
 
 
 class DevelLayout(NamedTuple):
@@ -53,26 +63,40 @@ class DevelLayout(NamedTuple):
     cmake_config: str
 
 
+class TargetFamilies(NamedTuple):
+    available: Tuple[str, ...]
+    default: str
+    linux: Tuple[str, ...]
+    windows: Tuple[str, ...]
+    targets: Dict[str, Tuple[str, ...]]
+
+
 class DistInfo(NamedTuple):
     version: str
     family: str
     targets: Tuple[str, ...]
     meta: str
+    nonce: str
+    families: TargetFamilies
     packages: Dict[str, Package]
-    libraries: Dict[str, Library]
-    preload: Tuple[str, ...]
+    libraries: Tuple[Library, ...]
     console_scripts: Dict[str, ConsoleScript]
     devel: Optional[DevelLayout]
 
     def runtime_packages(self) -> List[Package]:
-        """Every package except the devel one, sorted by key."""
+        """Every shipped package except the devel one, sorted by key."""
         devel = self.devel.package if self.devel is not None else None
-        return [self.packages[key] for key in sorted(self.packages) if key != devel]
+        return [
+            self.packages[key]
+            for key in sorted(self.packages)
+            if key != devel and self.packages[key].shipped
+        ]
 
     def devel_package(self) -> Optional[Package]:
         if self.devel is None:
             return None
-        return self.packages.get(self.devel.package)
+        package = self.packages.get(self.devel.package)
+        return package if package is not None and package.shipped else None
 
     def install_hint(self, package: Package) -> str:
         """The command that installs ``package`` at this meta wheel's version."""
@@ -121,48 +145,91 @@ def _parse(path: Path) -> DistInfo:
             f"{path}: cannot read the build information of the rocm package ({exc}); "
             'reinstall it with: pip install --force-reinstall "rocm[libraries]"'
         ) from None
-    try:
-        packages = {
-            key: Package(key=key, dist=item["dist"], module=item["module"], extra=item.get("extra"))
-            for key, item in raw["packages"].items()
-        }
-        libraries = {
-            name: Library(name=name, package=item["package"], path=item["path"])
-            for name, item in raw.get("libraries", {}).items()
-        }
-        scripts = {
-            name: ConsoleScript(
-                name=name,
-                package=item["package"],
-                path=item["path"],
-                test_args=tuple(item.get("test_args", [])),
-            )
-            for name, item in raw.get("console_scripts", {}).items()
-        }
-        devel_raw = raw.get("devel")
-        devel = None
-        if devel_raw:
-            devel = DevelLayout(
-                package=devel_raw.get("package", "devel"),
-                root=devel_raw.get("root", "root"),
-                archive=devel_raw.get("archive", "devel.tar"),
-                manifest=devel_raw.get("manifest", "devel-manifest.json"),
-                bin_dir=devel_raw.get("bin_dir", "bin"),
-                cmake_dir=devel_raw.get("cmake_dir", "lib/cmake"),
-                cmake_config=devel_raw.get("cmake_config", ""),
-            )
-        return DistInfo(
-            version=raw["version"],
-            family=raw["family"],
-            targets=tuple(raw.get("targets", [])),
-            meta=raw.get("meta", "rocm"),
-            packages=packages,
-            libraries=libraries,
-            preload=tuple(raw.get("preload", [])),
-            console_scripts=scripts,
-            devel=devel,
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+        raise RocmSdkError(
+            f"{path}: written by a build of another rocm_sdk version (schema "
+            f"{raw.get('schema') if isinstance(raw, dict) else None!r}, expected {SCHEMA}); "
+            "reinstall the rocm package"
         )
-    except (KeyError, TypeError, AttributeError) as exc:
+    try:
+        return _document(raw)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise RocmSdkError(
             f"{path}: malformed build information ({exc!r}); reinstall the rocm package"
         ) from None
+
+
+def _document(raw: Dict[str, Any]) -> DistInfo:
+    packages = {key: _package(key, item) for key, item in raw["packages"].items()}
+    libraries = tuple(
+        Library(
+            name=str(item["name"]),
+            package=str(item["package"]),
+            linux=str(item.get("linux") or ""),
+            windows=str(item.get("windows") or ""),
+            optional=bool(item.get("optional", False)),
+            built=bool(item.get("built", True)),
+        )
+        for item in raw.get("libraries", [])
+    )
+    scripts = {
+        name: ConsoleScript(
+            name=name,
+            package=item["package"],
+            path=item["path"],
+            test_args=tuple(item.get("test_args", [])),
+            needs_gpu=bool(item.get("needs_gpu", False)),
+            needs_devel=bool(item.get("needs_devel", False)),
+        )
+        for name, item in raw.get("console_scripts", {}).items()
+    }
+    devel_raw = raw.get("devel")
+    devel = None
+    if devel_raw:
+        devel = DevelLayout(
+            package=devel_raw.get("package", "devel"),
+            root=devel_raw.get("root", "root"),
+            archive=devel_raw.get("archive", "devel.tar"),
+            manifest=devel_raw.get("manifest", "devel-manifest.json"),
+            bin_dir=devel_raw.get("bin_dir", "bin"),
+            cmake_dir=devel_raw.get("cmake_dir", "lib/cmake"),
+            cmake_config=devel_raw.get("cmake_config") or "",
+        )
+    family = raw["family"]
+    fams = raw.get("target_families") or {}
+    families = TargetFamilies(
+        available=tuple(fams.get("available", [family])),
+        default=fams.get("default", family),
+        linux=tuple(fams.get("linux", [])),
+        windows=tuple(fams.get("windows", [])),
+        targets={
+            name: tuple(targets)
+            for name, targets in fams.get("targets", {family: raw.get("targets", [])}).items()
+        },
+    )
+    return DistInfo(
+        version=raw["version"],
+        family=family,
+        targets=tuple(raw.get("targets", [])),
+        meta=raw.get("meta", "rocm"),
+        nonce=raw.get("py_package_suffix_nonce", ""),
+        families=families,
+        packages=packages,
+        libraries=libraries,
+        console_scripts=scripts,
+        devel=devel,
+    )
+
+
+def _package(key: str, item: Dict[str, Any]) -> Package:
+    extra = item.get("extra")
+    return Package(
+        key=key,
+        dist=item["dist"],
+        module=item["module"],
+        extra=extra,
+        dist_template=item.get("dist_template", item["dist"]),
+        module_template=item.get("module_template", item["module"]),
+        required=bool(item.get("required", extra is None)),
+        shipped=bool(item.get("shipped", True)),
+    )

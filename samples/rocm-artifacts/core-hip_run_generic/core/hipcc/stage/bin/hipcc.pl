@@ -1,1 +1,0 @@
-../share/hip/missing-hipcc.pl
