@@ -7,6 +7,7 @@ files that need a new RUNPATH in the work directory (the input artifacts are nev
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import shutil
 from collections.abc import Callable, Iterable, Mapping
@@ -25,20 +26,27 @@ from wheelyard.elf import (
     ElfInfo,
     ShippedElf,
     check_closure,
+    check_names,
+    check_shadowing,
     plan_runpaths,
     read_elf,
     set_runpath,
 )
-from wheelyard.errors import SplitError
+from wheelyard.errors import ElfError, SplitError
 from wheelyard.profile import GENERIC, Profile
+from wheelyard.report import printable
 from wheelyard.wheelfile import hash_file
 
 
 def read_elf_facts(files: Iterable[StagedFile], *, jobs: int) -> dict[Path, ElfInfo | None]:
     """ELF facts of every regular file (None for non-ELF files), keyed by source path."""
-    sources = sorted({f.source for f in files if f.kind == "file"})
+    names: dict[Path, str] = {}
+    for staged in files:
+        if staged.kind == "file":
+            names.setdefault(staged.source, f"{staged.artifact}/{staged.path}")
+    sources = sorted(names)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        infos = list(pool.map(read_elf, sources))
+        infos = list(pool.map(lambda source: read_elf(source, name=names[source]), sources))
     return dict(zip(sources, infos, strict=True))
 
 
@@ -88,6 +96,7 @@ class RunpathResult:
     sources: dict[tuple[str, str], Path]  # (dist, stored path) -> file to store
     report: ClosureReport
     edits: dict[str, int]  # "unchanged" / "in-place" / "appended" / "patchelf" -> count
+    copies: int  # edited copies written to the work directory (one per distinct content + edit)
 
 
 def fix_runpaths(
@@ -110,8 +119,12 @@ def fix_runpaths(
                         install_dir=instance.module,
                         path=item.path,
                         info=info,
+                        family=None if instance.family_name == GENERIC else instance.family_name,
+                        origin=f"{item.staged.artifact}/{item.staged.path}",
                     )
                 )
+    check_names(shipped)
+    check_shadowing(shipped)
     plan, report = plan_runpaths(
         sorted(shipped, key=lambda s: (s.wheel, s.path)),
         dependencies(payloads),
@@ -119,9 +132,8 @@ def fix_runpaths(
         allow_external=profile.allow_external,
     )
     check_closure(report)
-    sources: dict[tuple[str, str], Path] = {}
-    todo: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, str], Path]]] = {}
     edits = {"unchanged": 0, "in-place": 0, "appended": 0, "patchelf": 0}
+    needed: list[tuple[tuple[str, str], Path, tuple[str, ...]]] = []
     for instance, files in sorted(payloads.items(), key=lambda kv: kv[0].sort_key()):
         for item in files:
             key = (instance.dist_name, item.path)
@@ -132,8 +144,9 @@ def fix_runpaths(
             if tuple(info.runpath) == wanted and not info.rpath:
                 edits["unchanged"] += 1
                 continue
-            content, _ = hash_file(item.staged.source)
-            todo.setdefault((content, wanted), []).append((key, item.staged.source))
+            needed.append((key, item.staged.source, wanted))
+    todo = _share_edits(needed, jobs=jobs)
+    sources: dict[tuple[str, str], Path] = {}
 
     def patch(
         job: tuple[tuple[str, tuple[str, ...]], list[tuple[tuple[str, str], Path]]],
@@ -146,7 +159,12 @@ def fix_runpaths(
         )
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(users[0][1], target)
-        how = set_runpath(target, wanted, append_min_size=profile.append_min_size)
+        try:
+            how = set_runpath(target, wanted, append_min_size=profile.append_min_size)
+        except ElfError as exc:
+            (dist, path), _ = users[0]
+            shown = printable(f"{dist}/{path}")
+            raise ElfError(shown, f"RUNPATH edit failed: {exc.message}", hint=exc.hint) from None
         return how, target, [user for user, _ in users]
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -154,7 +172,31 @@ def fix_runpaths(
             edits[how] += len(users)
             for user in users:
                 sources[user] = target
-    return RunpathResult(sources=sources, report=report, edits=edits)
+    return RunpathResult(sources=sources, report=report, edits=edits, copies=len(todo))
+
+
+def _share_edits(
+    needed: Iterable[tuple[tuple[str, str], Path, tuple[str, ...]]], *, jobs: int
+) -> dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, str], Path]]]:
+    """Group the files to edit so that equal content given the same RUNPATH is edited once.
+
+    Two families' copies of one library (TheRock's 1.3 GB librocsparse in every family) are
+    different input files with the same bytes: they share one edited copy. Only files that
+    could be equal (same size and same edit, different paths) are hashed, in parallel.
+    """
+    needed = list(needed)
+    sizes = {source: source.stat().st_size for _, source, _ in needed}
+    paths_by_shape: dict[tuple[int, tuple[str, ...]], set[Path]] = {}
+    for _, source, wanted in needed:
+        paths_by_shape.setdefault((sizes[source], wanted), set()).add(source)
+    to_hash = sorted({p for paths in paths_by_shape.values() if len(paths) > 1 for p in paths})
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        digests = dict(zip(to_hash, (d.sha256 for d in pool.map(hash_file, to_hash)), strict=True))
+    todo: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, str], Path]]] = {}
+    for key, source, wanted in needed:
+        identity = digests.get(source) or hashlib.sha256(os.fsencode(source)).hexdigest()
+        todo.setdefault((identity, wanted), []).append((key, source))
+    return todo
 
 
 def devel_entries(

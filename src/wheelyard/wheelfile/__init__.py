@@ -1,5 +1,11 @@
 """Wheel files: the deterministic ZIP writer, parallel deflate, and the one file hasher."""
 
+from wheelyard.wheelfile.backends import (
+    DEFAULT_PRESET,
+    PRESETS,
+    Compression,
+    choose_compression,
+)
 from wheelyard.wheelfile.digest import FileDigest, hash_file
 from wheelyard.wheelfile.writer import (
     FileEntry,
@@ -11,10 +17,14 @@ from wheelyard.wheelfile.writer import (
 )
 
 __all__ = [
+    "DEFAULT_PRESET",
+    "PRESETS",
+    "Compression",
     "FileDigest",
     "FileEntry",
     "WheelSpec",
     "WrittenWheel",
+    "choose_compression",
     "dist_info_name",
     "hash_file",
     "wheel_filename",

@@ -1,11 +1,14 @@
 """Parallel raw deflate: pieces read, checksummed and compressed on threads, then joined.
 
-A large file is cut into :data:`CHUNK_SIZE` pieces. Each piece gets a compressor of its own,
-primed with the 32 KiB that precede it as a preset dictionary, so matches across the cut are
-still found. Every piece except the last ends with ``Z_SYNC_FLUSH``: that closes the open block
-on a byte boundary without setting the final-block bit. The last piece ends with ``Z_FINISH``.
-Concatenated in order, the pieces form one valid raw deflate stream (the approach of pigz), and
-the bytes depend only on the input and :data:`CHUNK_SIZE`, never on how many threads ran.
+A large file is cut into :data:`CHUNK_SIZE` pieces, each compressed on its own by a backend
+(:mod:`wheelyard.wheelfile.backends`; zlib when none is given). Every piece except the last
+ends on a byte boundary without the final-block bit; the last one ends the stream. With zlib
+and ISA-L each piece's compressor is primed with the 32 KiB that precede it as a preset
+dictionary, so matches across the cut are still found, and ``Z_SYNC_FLUSH`` ends it (the
+approach of pigz); libdeflate pieces start cold and are made joinable afterwards
+(:mod:`wheelyard.wheelfile.finalblock`). Concatenated in order, the pieces form one valid raw
+deflate stream, and the bytes depend only on the input, the backend and level and
+:data:`CHUNK_SIZE`, never on how many threads ran.
 
 A :func:`compress_piece` job reads its piece once (:class:`PieceSource`) and computes from that
 one read the piece's CRC-32, its deflate stream and its share of the SHA-256. The CRC-32 of the
@@ -22,9 +25,12 @@ import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from wheelyard.errors import WheelError
+
+if TYPE_CHECKING:
+    from wheelyard.wheelfile.backends import DeflateBackend
 
 CHUNK_SIZE = 1 << 20
 """Bytes per piece. Changing it changes the compressed bytes (not their meaning)."""
@@ -61,6 +67,15 @@ def deflate_piece(data: bytes | memoryview, *, history: bytes, level: int, final
     compressor = new_compressor(level, history)
     head = compressor.compress(data)
     return head + compressor.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+def deflate_whole(
+    data: bytes, level: int, backend: DeflateBackend | None = None
+) -> bytes | bytearray:
+    """``data`` as one complete raw deflate stream, in one piece (for small entries)."""
+    if backend is None:
+        return deflate_piece(data, history=b"", level=level, final=True)
+    return backend.deflate(data, history=b"", level=level, final=True)
 
 
 def piece_count(size: int) -> int:
@@ -129,15 +144,18 @@ class OrderedHasher:
 
     The thread that hands in the next expected piece hashes it, and then any later pieces that
     are already waiting; threads that hand in a piece early just park it. Nobody blocks. Once
-    every piece's :meth:`feed` call has returned, :meth:`hexdigest` is final.
+    every piece's :meth:`feed` call has returned, :meth:`digest` is final; :meth:`wait_digest`
+    waits for that from another thread.
     """
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._waiting: dict[int, bytes | memoryview] = {}
         self._next = 0
         self._busy = False
+        self._failed = False
 
     def feed(self, index: int, data: bytes | memoryview) -> None:
         with self._lock:
@@ -150,6 +168,7 @@ class OrderedHasher:
                 piece = self._waiting.pop(self._next, None)
                 if piece is None:
                     self._busy = False
+                    self._idle.notify_all()
                     return
                 self._next += 1
             self._hash.update(piece)  # releases the GIL; other pieces keep arriving
@@ -161,6 +180,18 @@ class OrderedHasher:
 
     def digest(self) -> bytes:
         return self._hash.digest()
+
+    def fail(self) -> None:
+        """A piece will never come: wake :meth:`wait_digest` callers."""
+        with self._lock:
+            self._failed = True
+            self._idle.notify_all()
+
+    def wait_digest(self, pieces: int) -> bytes | None:
+        """The digest once ``pieces`` pieces are hashed; None if one of them failed."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._failed or (self._next >= pieces and not self._busy))
+            return None if self._failed else self._hash.digest()
 
 
 class PieceSource:
@@ -256,23 +287,40 @@ class PieceSource:
 
 @dataclass(frozen=True, kw_only=True)
 class Piece:
-    data: bytes | memoryview  # deflated (or, at level 0, stored) bytes
+    data: bytes | bytearray | memoryview  # deflated (or, at level 0, stored) bytes
     crc: int
     size: int
 
 
-def compress_piece(source: PieceSource, index: int, level: int) -> Piece:
+def compress_piece(
+    source: PieceSource, index: int, level: int, backend: DeflateBackend | None = None
+) -> Piece:
     """Read, CRC, deflate (level 0: store) and hash piece ``index`` of ``source``."""
+    try:
+        return _compress_piece(source, index, level, backend)
+    except BaseException:
+        source.hasher.fail()
+        raise
+
+
+def _compress_piece(
+    source: PieceSource, index: int, level: int, backend: DeflateBackend | None
+) -> Piece:
     offset = index * CHUNK_SIZE
     length = min(CHUNK_SIZE, source.size - offset)
-    history = min(WINDOW, offset) if level else 0
-    view = memoryview(source.read(offset - history, length + history))
-    raw = view[history:]
+    primed = level and (backend is None or backend.uses_history)
+    history = min(WINDOW, offset) if primed else 0
+    block = source.read(offset - history, length + history)
+    raw = memoryview(block)[history:] if history else block
     crc = zlib.crc32(raw)
-    data: bytes | memoryview = raw
+    data: bytes | bytearray | memoryview = raw
     if level:
         final = index == source.pieces - 1
-        data = deflate_piece(raw, history=bytes(view[:history]), level=level, final=final)
+        prior = bytes(memoryview(block)[:history])
+        if backend is None:
+            data = deflate_piece(raw, history=prior, level=level, final=final)
+        else:
+            data = backend.deflate(raw, history=prior, level=level, final=final)
     source.hasher.feed(index, raw)
     return Piece(data=data, crc=crc, size=length)
 
