@@ -1,0 +1,31 @@
+"""Release-only steps: preflight, per-wheel verification and smoke, promotion, publishing."""
+
+from wheelyard.release.checks import Check, failures, report_checks
+from wheelyard.release.github import DEFAULT_API_URL, WorkflowRun, urllib_fetch, workflow_runs
+from wheelyard.release.preflight import PreflightOptions, git_runner, preflight
+from wheelyard.release.promote import Promotion, promote
+from wheelyard.release.publish import PlannedFile, publish
+from wheelyard.release.smoke import SmokeOptions, find_wheels, smoke
+from wheelyard.release.verify import WheelFacts, verify_wheel
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "Check",
+    "PlannedFile",
+    "PreflightOptions",
+    "Promotion",
+    "SmokeOptions",
+    "WheelFacts",
+    "WorkflowRun",
+    "failures",
+    "find_wheels",
+    "git_runner",
+    "preflight",
+    "promote",
+    "publish",
+    "report_checks",
+    "smoke",
+    "urllib_fetch",
+    "verify_wheel",
+    "workflow_runs",
+]
