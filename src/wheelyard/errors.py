@@ -7,6 +7,7 @@ traceback and exits with ``error.exit_code``.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -56,16 +57,22 @@ class ProfileError(WheelyardError):
 
 
 class UnknownFamilyError(WheelyardError):
-    """A GPU family that the profile does not define."""
+    """A GPU family that the profile does not define; suggests near misses."""
 
     exit_code = 2
 
     def __init__(self, family: str, valid: Iterable[str]) -> None:
         self.family = family
-        super().__init__(
-            f"unknown GPU family {family!r}",
-            hint="valid families: " + ", ".join(valid),
-        )
+        names = list(valid)
+        folded = [name for name in names if name.lower() == family.lower()]
+        close = folded or difflib.get_close_matches(family, names, n=3, cutoff=0.7)
+        if folded:
+            hint = f"did you mean {folded[0]!r}? Family names are case-sensitive"
+        elif close:
+            hint = "did you mean " + " or ".join(repr(name) for name in close) + "?"
+        else:
+            hint = "run `wheelyard families` to list the families and targets of the profile"
+        super().__init__(f"unknown GPU family {family!r}", hint=hint)
 
 
 class ArtifactError(WheelyardError):
@@ -130,11 +137,34 @@ class ClosureError(WheelyardError):
         )
 
 
+class LibraryNameError(WheelyardError):
+    """ELF files name libraries unsafely (a '/' in a NEEDED) or two files provide one name."""
+
+    def __init__(self, problem: str, items: Iterable[object], *, hint: str) -> None:
+        rows = [str(item) for item in items]
+        text = f"{problem}: {rows[0]}" if len(rows) == 1 else f"{problem}:\n{format_list(rows)}"
+        super().__init__(text, hint=hint)
+
+
 class IndexError_(WheelyardError):  # noqa: N801 - avoid shadowing the builtin IndexError
     """A package index could not be rendered or merged consistently."""
 
     def __init__(self, problem: str, *, hint: str | None = None) -> None:
         super().__init__(f"index: {problem}", hint=hint)
+
+
+class UploadError(WheelyardError):
+    """An upload would overwrite different bytes, leave the run prefix, or the store refused it."""
+
+    def __init__(self, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(f"upload: {problem}", hint=hint)
+
+
+class FetchError(WheelyardError):
+    """A run's artifacts could not be listed, downloaded or verified, or a listed key is unsafe."""
+
+    def __init__(self, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(f"fetch-artifacts: {problem}", hint=hint)
 
 
 class ExternalToolError(WheelyardError):
@@ -150,6 +180,14 @@ class ExternalToolError(WheelyardError):
         super().__init__(text)
 
 
+class WheelTestError(WheelyardError):
+    """Installing a family's wheels into a fresh environment, or ``rocm-sdk test``, failed."""
+
+    def __init__(self, family: str, problem: str, *, hint: str | None = None) -> None:
+        self.family = family
+        super().__init__(f"test {family}: {problem}", hint=hint)
+
+
 class DevelError(WheelyardError):
     """An entry of the devel tree cannot be archived as asked."""
 
@@ -159,3 +197,18 @@ class DevelError(WheelyardError):
             f"devel entry {path}: {problem}",
             hint=hint or "fix the devel plan (entry paths, link targets, sources) and rebuild",
         )
+
+
+class OutputError(WheelyardError):
+    """The output directory is in use, or holds files a build must not replace."""
+
+    def __init__(self, path: Path | str, problem: str, *, hint: str | None = None) -> None:
+        self.path = Path(path)
+        super().__init__(f"output {path}: {problem}", hint=hint)
+
+
+class ReleaseError(WheelyardError):
+    """A release step (preflight, smoke, promote, publish) cannot go on."""
+
+    def __init__(self, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(f"release: {problem}", hint=hint)

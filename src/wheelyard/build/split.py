@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wheelyard.artifacts import Artifact, StagedFile
 from wheelyard.build.ownership import Ownership, PackageInstance
@@ -69,103 +69,126 @@ def _exclusion(profile: Profile, staged: StagedFile) -> str | None:
     return None
 
 
+@dataclass(kw_only=True)
+class _Assignment:
+    """What the split found so far; :meth:`check` turns the problems into one error each."""
+
+    profile: Profile
+    families: Sequence[Family]
+    ownership: Ownership = field(default_factory=Ownership)
+    excluded: list[tuple[StagedFile, str]] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)
+    unowned: list[str] = field(default_factory=list)
+    untaken: set[str] = field(default_factory=set)
+    devel_only: dict[str, list[StagedFile]] = field(default_factory=lambda: defaultdict(list))
+    trees: dict[str, dict[str, list[StagedFile]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.trees = {f.name: defaultdict(list) for f in self.families}
+
+    def add_artifact(self, artifact: Artifact) -> None:
+        family = artifact.name.family
+        if family != GENERIC and family not in self.trees:
+            return
+        targets = [f for f in self.families if family in (GENERIC, f.name)]
+        shipped = sum(self._add_file(artifact, staged, targets) for staged in artifact.files)
+        if (
+            artifact.files
+            and not shipped
+            and not all(_exclusion(self.profile, s) for s in artifact.files)
+        ):
+            self.untaken.add(str(artifact.name))
+
+    def _add_file(self, artifact: Artifact, staged: StagedFile, targets: list[Family]) -> bool:
+        """File ``staged`` under its package; return whether something ships it."""
+        family = artifact.name.family
+        rule = _exclusion(self.profile, staged)
+        if rule is not None:
+            self.excluded.append((staged, rule))
+            return False
+        candidates = _runtime_candidates(self.profile, staged, family=family)
+        if len(candidates) > 1:
+            keys = ", ".join(p.key for p in candidates)
+            self.ambiguous.append(f"{artifact.name}/{staged.path} (packages {keys})")
+            return False
+        for target in targets:
+            self.trees[target.name][staged.path].append(staged)
+        if candidates:
+            package = candidates[0]
+            instances = (
+                [PackageInstance(definition=package, family=None)]
+                if package.scope == "generic"
+                else [PackageInstance(definition=package, family=f) for f in targets]
+            )
+            for instance in instances:
+                self.ownership.add(instance, staged)
+            return True
+        if _devel_takes(self.profile, staged, family=family):
+            for target in targets:
+                self.devel_only[target.name].append(staged)
+            return True
+        self.unowned.append(f"{artifact.name}/{staged.path}")
+        return False
+
+    def check(self) -> None:
+        if self.ambiguous:
+            raise SplitError(
+                "files taken by more than one package",
+                self.ambiguous,
+                hint="narrow the [[package.take]] rules in packages.toml so one package takes each",
+            )
+        if self.untaken:
+            raise SplitError(
+                "artifacts that no package takes and no rule excludes",
+                sorted(self.untaken),
+                hint="add the artifact name to a package's take rules or an [[exclude]] rule",
+            )
+        if self.unowned:
+            raise SplitError(
+                "files that no package owns and no rule excludes",
+                self.unowned,
+                hint="extend a package's take rules (artifacts, components, paths) or add an "
+                "[[exclude]] rule with a reason",
+            )
+        clashes = [
+            f"{family}: {path} from " + " and ".join(sorted(str(s.artifact) for s in sources))
+            for family, tree in sorted(self.trees.items())
+            for path, sources in sorted(tree.items())
+            if len(sources) > 1
+        ]
+        if clashes:
+            raise SplitError(
+                "the same installed path comes from two artifacts of one family",
+                clashes,
+                hint="remove the file from one of the artifacts; wheelyard never lets one "
+                "silently overwrite the other",
+            )
+
+    def plan(self) -> SplitPlan:
+        views = tuple(
+            FamilyView(
+                family=family,
+                tree={path: srcs[0] for path, srcs in sorted(self.trees[family.name].items())},
+                devel_only=tuple(sorted(self.devel_only[family.name], key=lambda s: s.path)),
+            )
+            for family in self.families
+        )
+        return SplitPlan(
+            families=tuple(self.families),
+            ownership=self.ownership,
+            views=views,
+            excluded=tuple(
+                sorted(self.excluded, key=lambda item: (str(item[0].artifact), item[0].path))
+            ),
+        )
+
+
 def plan_split(
     profile: Profile, families: Sequence[Family], artifacts: Sequence[Artifact]
 ) -> SplitPlan:
     """Assign every file of ``artifacts`` (generic + the families') to its package."""
-    ownership = Ownership()
-    excluded: list[tuple[StagedFile, str]] = []
-    ambiguous: list[str] = []
-    unowned: list[str] = []
-    untaken: set[str] = set()
-    devel_only: dict[str, list[StagedFile]] = defaultdict(list)
-    trees: dict[str, dict[str, list[StagedFile]]] = {f.name: defaultdict(list) for f in families}
-    family_names = {family.name: family for family in families}
-
+    assignment = _Assignment(profile=profile, families=families)
     for artifact in sorted(artifacts, key=lambda a: a.name):
-        family = artifact.name.family
-        if family != GENERIC and family not in family_names:
-            continue
-        targets = [f for f in families if family in (GENERIC, f.name)]
-        shipped = 0
-        for staged in artifact.files:
-            rule = _exclusion(profile, staged)
-            if rule is not None:
-                excluded.append((staged, rule))
-                continue
-            candidates = _runtime_candidates(profile, staged, family=family)
-            if len(candidates) > 1:
-                keys = ", ".join(p.key for p in candidates)
-                ambiguous.append(f"{artifact.name}/{staged.path} (packages {keys})")
-                continue
-            for target in targets:
-                trees[target.name][staged.path].append(staged)
-            if candidates:
-                package = candidates[0]
-                instances = (
-                    [PackageInstance(definition=package, family=None)]
-                    if package.scope == "generic"
-                    else [PackageInstance(definition=package, family=f) for f in targets]
-                )
-                for instance in instances:
-                    ownership.add(instance, staged)
-                shipped += 1
-            elif _devel_takes(profile, staged, family=family):
-                for target in targets:
-                    devel_only[target.name].append(staged)
-                shipped += 1
-            else:
-                unowned.append(f"{artifact.name}/{staged.path}")
-        if (
-            artifact.files
-            and not shipped
-            and not all(_exclusion(profile, s) for s in artifact.files)
-        ):
-            untaken.add(str(artifact.name))
-
-    if ambiguous:
-        raise SplitError(
-            "files taken by more than one package",
-            ambiguous,
-            hint="narrow the [[package.take]] rules in packages.toml so one package takes each",
-        )
-    if untaken:
-        raise SplitError(
-            "artifacts that no package takes and no rule excludes",
-            sorted(untaken),
-            hint="add the artifact name to a package's take rules or an [[exclude]] rule",
-        )
-    if unowned:
-        raise SplitError(
-            "files that no package owns and no rule excludes",
-            unowned,
-            hint="extend a package's take rules (artifacts, components, paths) or add an "
-            "[[exclude]] rule with a reason",
-        )
-    clashes = [
-        f"{family}: {path} from " + " and ".join(sorted(str(s.artifact) for s in sources))
-        for family, tree in sorted(trees.items())
-        for path, sources in sorted(tree.items())
-        if len(sources) > 1
-    ]
-    if clashes:
-        raise SplitError(
-            "the same installed path comes from two artifacts of one family",
-            clashes,
-            hint="remove the file from one of the artifacts; wheelyard never lets one silently "
-            "overwrite the other",
-        )
-    views = tuple(
-        FamilyView(
-            family=family,
-            tree={path: sources[0] for path, sources in sorted(trees[family.name].items())},
-            devel_only=tuple(sorted(devel_only[family.name], key=lambda s: s.path)),
-        )
-        for family in families
-    )
-    return SplitPlan(
-        families=tuple(families),
-        ownership=ownership,
-        views=views,
-        excluded=tuple(sorted(excluded, key=lambda item: (str(item[0].artifact), item[0].path))),
-    )
+        assignment.add_artifact(artifact)
+    assignment.check()
+    return assignment.plan()

@@ -7,8 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wheelyard.index import make_index
+from wheelyard.cli.build import DEFAULT_PROFILE
+from wheelyard.errors import UsageError
+from wheelyard.index import FetchLimits, make_fetch, make_index
+from wheelyard.profile import load_profile
 from wheelyard.report import Reporter, human_size
+
+_LIMITS = FetchLimits()
 
 
 def configure_parser(subparsers: Any, name: str) -> None:
@@ -16,7 +21,8 @@ def configure_parser(subparsers: Any, name: str) -> None:
         name,
         help="index a dist directory for pip and uv",
         description="Write <family>/index.html (find-links), <family>/simple/ (PEP 503 + PEP 691 "
-        "JSON), .metadata sidecars (PEP 658) and a landing page for a build's dist directory.",
+        "JSON), .metadata sidecars (PEP 658) and a landing page for a build's dist directory. "
+        "Nothing is written outside --dist, and nothing at all when a check fails.",
     )
     parser.add_argument(
         "--dist", type=Path, default=Path("build/dist"), help="dist directory (default: build/dist)"
@@ -33,22 +39,56 @@ def configure_parser(subparsers: Any, name: str) -> None:
         default=[],
         metavar="DIR|URL|FAMILY=URL",
         help="keep every file an existing index lists (a dist directory indexed by wheelyard, "
-        "or the URL of a family's flat page or simple root); repeatable",
+        "or the http(s) URL of a family's flat page or simple root); repeatable",
     )
     parser.add_argument(
         "--base-url",
         default=None,
         help="public URL of the dist directory, used in the landing page's install commands",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=DEFAULT_PROFILE,
+        help=f"profile directory whose families are the only ones indexed "
+        f"(default: {DEFAULT_PROFILE})",
+    )
+    parser.add_argument(
+        "--fetch-timeout",
+        type=float,
+        default=_LIMITS.timeout,
+        metavar="SECONDS",
+        help="most time one --merge-from response may take, connect to last byte "
+        f"(default: {_LIMITS.timeout:g})",
+    )
+    parser.add_argument(
+        "--fetch-max-bytes",
+        type=int,
+        default=_LIMITS.max_bytes,
+        metavar="BYTES",
+        help=f"largest --merge-from response accepted (default: {_LIMITS.max_bytes})",
+    )
     parser.set_defaults(execute=execute)
 
 
+def _limits(args: argparse.Namespace) -> FetchLimits:
+    if not args.fetch_timeout > 0:
+        raise UsageError("--fetch-timeout", f"{args.fetch_timeout} is not a positive number")
+    if args.fetch_max_bytes <= 0:
+        raise UsageError("--fetch-max-bytes", f"{args.fetch_max_bytes} is not positive")
+    return FetchLimits(timeout=args.fetch_timeout, max_bytes=args.fetch_max_bytes)
+
+
 def execute(args: argparse.Namespace) -> int:
+    fetch = make_fetch(_limits(args))
+    profile = load_profile(args.profile)
     plan = make_index(
         dist=args.dist,
         manifest=args.manifest,
         merge_from=tuple(args.merge_from),
         base_url=args.base_url,
+        fetch=fetch,
+        families=profile.families,
     )
     rows = [
         (
