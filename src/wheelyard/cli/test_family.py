@@ -47,6 +47,10 @@ def configure_parser(subparsers: Any, name: str) -> None:
     parser.add_argument("--platform", choices=("linux", "windows"), default="linux")
     parser.add_argument("--bucket", help="with --run-id: the bucket (default: the profile's)")
     parser.add_argument(
+        "--endpoint-url",
+        help="with --run-id: an S3-compatible server; the URL is ENDPOINT/BUCKET/KEY",
+    )
+    parser.add_argument(
         "--version", help=f"version to install (default: {DEFAULT_MANIFEST}'s, if present)"
     )
     parser.add_argument("--extras", default="libraries,devel", help="default: libraries,devel")
@@ -62,6 +66,12 @@ def configure_parser(subparsers: Any, name: str) -> None:
 
 def _find_links(args: argparse.Namespace) -> str:
     if args.run_id is None:
+        if args.endpoint_url is not None:
+            raise UsageError(
+                "--endpoint-url",
+                "only applies with --run-id",
+                hint="add --run-id ID [--bucket B], or pass the flat page's URL as --find-links",
+            )
         return str(args.find_links or DEFAULT_DIST)
     if args.find_links is not None:
         raise UsageError("--run-id", "give either --run-id or --find-links, not both")
@@ -73,6 +83,7 @@ def _find_links(args: argparse.Namespace) -> str:
         platform=args.platform,
         fork=github.fork(rules.main_repository if rules else None),
         bucket=args.bucket,
+        endpoint_url=args.endpoint_url,
     )
     return location.find_links_url(args.family)
 
