@@ -35,7 +35,6 @@ from wheelyard.elf import (
 from wheelyard.errors import ElfError, SplitError
 from wheelyard.profile import GENERIC, Profile
 from wheelyard.report import printable
-from wheelyard.wheelfile import hash_file
 
 
 def read_elf_facts(files: Iterable[StagedFile], *, jobs: int) -> dict[Path, ElfInfo | None]:
@@ -181,22 +180,42 @@ def _share_edits(
     """Group the files to edit so that equal content given the same RUNPATH is edited once.
 
     Two families' copies of one library (TheRock's 1.3 GB librocsparse in every family) are
-    different input files with the same bytes: they share one edited copy. Only files that
-    could be equal (same size and same edit, different paths) are hashed, in parallel.
+    different input files with the same bytes: they share one edited copy. Only files of the
+    same size given the same edit are compared, byte by byte (a fraction of hashing's cost).
     """
     needed = list(needed)
-    sizes = {source: source.stat().st_size for _, source, _ in needed}
-    paths_by_shape: dict[tuple[int, tuple[str, ...]], set[Path]] = {}
+    groups: dict[tuple[int, tuple[str, ...]], set[Path]] = {}
     for _, source, wanted in needed:
-        paths_by_shape.setdefault((sizes[source], wanted), set()).add(source)
-    to_hash = sorted({p for paths in paths_by_shape.values() if len(paths) > 1 for p in paths})
+        groups.setdefault((source.stat().st_size, wanted), set()).add(source)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        digests = dict(zip(to_hash, (d.sha256 for d in pool.map(hash_file, to_hash)), strict=True))
+        classes = pool.map(_equal_classes, [sorted(paths) for _, paths in sorted(groups.items())])
+        representative = {path: first for mapping in classes for path, first in mapping.items()}
     todo: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, str], Path]]] = {}
     for key, source, wanted in needed:
-        identity = digests.get(source) or hashlib.sha256(os.fsencode(source)).hexdigest()
+        identity = hashlib.sha256(os.fsencode(representative[source])).hexdigest()
         todo.setdefault((identity, wanted), []).append((key, source))
     return todo
+
+
+def _equal_classes(paths: list[Path]) -> dict[Path, Path]:
+    """Each path (same size, sorted) -> the first path with the same bytes."""
+    firsts: list[Path] = []
+    found = {}
+    for path in paths:
+        found[path] = next((first for first in firsts if _same_bytes(first, path)), path)
+        if found[path] == path:
+            firsts.append(path)
+    return found
+
+
+def _same_bytes(one: Path, other: Path, *, block: int = 4 << 20) -> bool:
+    with open(one, "rb") as left, open(other, "rb") as right:  # buffered: full blocks
+        while True:
+            data = left.read(block)
+            if data != right.read(block):
+                return False
+            if not data:
+                return True
 
 
 def devel_entries(
