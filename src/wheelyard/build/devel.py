@@ -10,6 +10,7 @@ turns runtime links into hard links.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -174,7 +175,15 @@ def _add_entry(tar: tarfile.TarFile, entry: DevelEntry, *, mtime: int) -> dict[s
 def _hash_file(entry: DevelEntry) -> FileDigest:
     assert entry.source is not None
     _regular_file_size(entry)
-    return hash_file(entry.source)
+    st = entry.source.stat()
+    return _hash_identity(entry.source, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash_identity(path: Path, dev: int, ino: int, size: int, mtime_ns: int) -> FileDigest:
+    """Several families' devel archives link the same runtime file (one shared RUNPATH-edited
+    copy of a 1.3 GB library): hash each file once, keyed by what identifies its content."""
+    return hash_file(path)
 
 
 def _regular_file_size(entry: DevelEntry) -> int:
