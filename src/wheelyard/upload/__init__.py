@@ -12,7 +12,7 @@ from wheelyard.upload.backend import (
     StoredObject,
     open_backend,
 )
-from wheelyard.upload.client import make_client
+from wheelyard.upload.client import describe_error, make_client
 from wheelyard.upload.fetch import (
     FetchPlan,
     ListedObject,
@@ -61,6 +61,7 @@ __all__ = [
     "UploadResult",
     "apply_upload",
     "check_relative_key",
+    "describe_error",
     "fetch_archives",
     "install_commands",
     "list_run",
