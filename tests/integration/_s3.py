@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,7 +55,12 @@ def moto_server() -> Iterator[str]:
     server.start()
     try:
         host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        url = f"http://{host}:{port}"
+        # moto keeps its buckets per process, not per server: start every server empty.
+        reset = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(reset, timeout=30) as response:
+            response.read()
+        yield url
     finally:
         server.stop()
 
