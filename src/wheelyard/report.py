@@ -158,7 +158,11 @@ class Reporter:
             width=max(needed, len(title)) if self.width is None else self.width,
             highlight=False,
         )
-        console.print(table)
+        with console.capture() as captured:
+            console.print(table)
+        # The title line is padded to the table's width: drop trailing blanks in logs.
+        lines = (line.rstrip() for line in captured.get().splitlines())
+        print("\n".join(lines), file=self.out, flush=True)
         self._append(self.step_summary, render_markdown_table(title, columns, rows), "summary")
 
     def outputs(self, values: Mapping[str, str]) -> None:
