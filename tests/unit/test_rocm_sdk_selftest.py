@@ -24,6 +24,8 @@ from _rocm_sdk_env import (
     make_env,
 )
 
+from wheelyard.build.devel import DEVEL_ROOT
+
 # -- rocm-sdk test --------------------------------------------------------------------------------
 
 
@@ -97,8 +99,8 @@ def test_selftest_passes_and_writes_junit(env: Env) -> None:
         "devel cmake config",
         "devel hard links",
         "devel files in RECORD",
-        f"load {DEVEL}/root/lib/libdev.so.1",
-        f"load {DEVEL}/root/lib/libx.so.1",
+        f"load {DEVEL}/{DEVEL_ROOT}/lib/libdev.so.1",
+        f"load {DEVEL}/{DEVEL_ROOT}/lib/libx.so.1",
     ):
         assert results.get(name) == "PASS", (name, out)
     assert "find_libraries absent" not in results  # not in this build: not checked
