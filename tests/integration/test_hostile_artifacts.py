@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import zstandard
 from tests.conftest import Link, make_artifact, run_wheelyard
+from tests.integration._canary import plant_canary, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -33,31 +34,10 @@ class Scene:
     canary: Path  # outside the work area
 
 
-def _snapshot(path: Path) -> dict[str, tuple[object, ...]]:
-    """Every entry below ``path`` (and ``path`` itself): kind, mode, owner, times, links, bytes."""
-    found = {}
-    for entry in [path, *sorted(path.rglob("*"))]:
-        info = entry.lstat()
-        data = entry.read_bytes() if entry.is_file() and not entry.is_symlink() else b""
-        found[str(entry.relative_to(path))] = (
-            info.st_mode,
-            info.st_uid,
-            info.st_gid,
-            info.st_mtime_ns,
-            info.st_nlink,
-            info.st_ino,
-            data,
-        )
-    return found
-
-
 @pytest.fixture
 def scene(tmp_path: Path) -> Scene:
     canary = tmp_path / "canary" / "secret.txt"
-    canary.parent.mkdir()
-    canary.write_bytes(b"do not touch\n")
-    canary.chmod(0o640)
-    os.utime(canary, (1_000_000_000, 1_000_000_000))
+    plant_canary(canary)
     work = tmp_path / "work"
     artifacts = work / "artifacts"
     artifacts.mkdir(parents=True)
@@ -69,13 +49,13 @@ def scene(tmp_path: Path) -> Scene:
 
 def _refused(scene: Scene, *needles: str, options: tuple[str, ...] = ()) -> str:
     """Run the build; check the refusal and that nothing outside moved. Returns the error line."""
-    before_out, before_canary = _snapshot(scene.out), _snapshot(scene.canary.parent)
+    before_out, before_canary = snapshot(scene.out), snapshot(scene.canary.parent)
     result = run_wheelyard(
         "build", FAMILY, "--artifacts", scene.artifacts, "--out", scene.out, *options, timeout=30
     )
     text = result.stdout + result.stderr
-    assert _snapshot(scene.canary.parent) == before_canary, "the canary changed"
-    assert _snapshot(scene.out) == before_out, "--out changed"
+    assert snapshot(scene.canary.parent) == before_canary, "the canary changed"
+    assert snapshot(scene.out) == before_out, "--out changed"
     assert not list(scene.work.glob(".out.tmp-*")), "staging left behind"
     assert result.returncode != 0, text
     assert "Traceback" not in text, text

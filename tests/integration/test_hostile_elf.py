@@ -5,13 +5,13 @@ canary file outside the work area unchanged (content, mode, owner, mtime)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from tests.conftest import SAMPLE, make_artifact, run_wheelyard
+from tests.integration._canary import plant_canary, snapshot
 from tests.unit._elfbuild import compile_elf, patch_header
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -31,28 +31,10 @@ class Scene:
     scratch: Path  # libraries linked against, shipped in no artifact
 
 
-def _snapshot(path: Path) -> dict[str, tuple[object, ...]]:
-    found: dict[str, tuple[object, ...]] = {}
-    for entry in [path, *sorted(path.rglob("*"))]:
-        info = entry.lstat()
-        data = entry.read_bytes() if entry.is_file() else b""
-        found[str(entry.relative_to(path))] = (
-            info.st_mode,
-            info.st_uid,
-            info.st_gid,
-            info.st_mtime_ns,
-            data,
-        )
-    return found
-
-
 @pytest.fixture
 def scene(tmp_path: Path) -> Scene:
     canary = tmp_path / "canary" / "libcanary.so.1"
-    canary.parent.mkdir()
-    canary.write_bytes(b"do not touch\n")
-    canary.chmod(0o640)
-    os.utime(canary, (1_000_000_000, 1_000_000_000))
+    plant_canary(canary)
     work = tmp_path / "work"
     artifacts = work / "artifacts"
     shutil.copytree(SAMPLE, artifacts, symlinks=True)
@@ -64,13 +46,13 @@ def scene(tmp_path: Path) -> Scene:
 
 def _refused(scene: Scene, *needles: str) -> str:
     """Run the build and check the refusal; returns the ``error:`` line."""
-    before_out, before_canary = _snapshot(scene.out), _snapshot(scene.canary.parent)
+    before_out, before_canary = snapshot(scene.out), snapshot(scene.canary.parent)
     result = run_wheelyard(
         "build", FAMILY, "--artifacts", scene.artifacts, "--out", scene.out, timeout=60
     )
     text = result.stdout + result.stderr
-    assert _snapshot(scene.canary.parent) == before_canary, "the canary changed"
-    assert _snapshot(scene.out) == before_out, "--out changed"
+    assert snapshot(scene.canary.parent) == before_canary, "the canary changed"
+    assert snapshot(scene.out) == before_out, "--out changed"
     assert not list(scene.work.glob(".out.tmp-*")), "staging left behind"
     assert result.returncode != 0, text
     assert "Traceback" not in text

@@ -697,3 +697,29 @@ def test_cli_reports_an_incomplete_set_without_traceback(
     err = capsys.readouterr().err
     assert err.startswith("error: index: the package set is incomplete")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("how", ["symlink", "same-size-other-bytes"])
+def test_merge_from_directory_imports_only_its_own_listed_bytes(tmp_path: Path, how: str) -> None:
+    old = make_synthetic_dist(tmp_path / "old", version="7.9.0")
+    make_index(dist=old)
+    listed = next((old / "gfx120X-all").glob("rocm-7.9.0-*.whl"))
+    canary = tmp_path / "outside" / "canary.whl"
+    canary.parent.mkdir()
+    canary.write_bytes(b"x" * listed.stat().st_size)  # same size, other bytes
+    os.utime(canary, (1_000_000_000, 1_000_000_000))
+    before_canary = (canary.read_bytes(), canary.stat().st_mode, canary.stat().st_mtime_ns)
+    listed.unlink()
+    if how == "symlink":
+        listed.symlink_to(canary)
+    else:
+        listed.write_bytes(canary.read_bytes())
+    new = make_synthetic_dist(tmp_path / "new")
+    make_index(dist=new)
+    before = snapshot(new)
+    expected = "is a link or lies outside" if how == "symlink" else "sha256 differs"
+    with pytest.raises(IndexError_, match=expected):
+        make_index(dist=new, merge_from=[str(old)])
+    assert snapshot(new) == before
+    assert (canary.read_bytes(), canary.stat().st_mode, canary.stat().st_mtime_ns) == before_canary
+    assert canary.stat().st_nlink == 1  # never hard-linked into --dist

@@ -23,7 +23,6 @@ from _rocm_sdk_env import (
     SDE,
     Env,
     Native,
-    build_native,
     check_ok,
     devel_entries,
     make_env,
@@ -32,16 +31,6 @@ from _rocm_sdk_env import (
 from wheelyard.build.devel import write_devel_archive
 
 # -- rocm-sdk init --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def native(tmp_path_factory: pytest.TempPathFactory) -> Native:
-    return build_native(tmp_path_factory.mktemp("native"))
-
-
-@pytest.fixture
-def env(tmp_path: Path, native: Native) -> Env:
-    return make_env(tmp_path, native)
 
 
 def test_init_expands_with_hard_links_and_twice_is_a_noop(env: Env) -> None:

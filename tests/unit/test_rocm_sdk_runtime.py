@@ -26,7 +26,6 @@ from _rocm_sdk_env import (
     VERSION,
     Env,
     Native,
-    build_native,
     check_ok,
     executable,
     make_env,
@@ -37,16 +36,6 @@ from wheelyard.errors import ProfileError
 from wheelyard.profile import load_profile
 
 # -- templates ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def native(tmp_path_factory: pytest.TempPathFactory) -> Native:
-    return build_native(tmp_path_factory.mktemp("native"))
-
-
-@pytest.fixture
-def env(tmp_path: Path, native: Native) -> Env:
-    return make_env(tmp_path, native)
 
 
 def test_templates_are_python39_and_packaging_has_no_init() -> None:

@@ -18,7 +18,6 @@ from _rocm_sdk_env import (
     Env,
     Native,
     add_console_script,
-    build_native,
     check_ok,
     executable,
     make_env,
@@ -27,16 +26,6 @@ from _rocm_sdk_env import (
 from wheelyard.build.devel import DEVEL_ROOT
 
 # -- rocm-sdk test --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def native(tmp_path_factory: pytest.TempPathFactory) -> Native:
-    return build_native(tmp_path_factory.mktemp("native"))
-
-
-@pytest.fixture
-def env(tmp_path: Path, native: Native) -> Env:
-    return make_env(tmp_path, native)
 
 
 RUNTIME_CHECKS = (

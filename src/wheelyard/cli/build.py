@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from wheelyard.build import DEFAULT_SOURCE_DATE_EPOCH, BuildOptions, build, summarize
+from wheelyard.cli._options import add_profile_argument
 from wheelyard.cli.version import add_release_arguments, release_spec
 from wheelyard.errors import UsageError
-from wheelyard.profile import default_artifacts, default_profile
+from wheelyard.profile import default_artifacts
 from wheelyard.report import Reporter
 from wheelyard.wheelfile import DEFAULT_PRESET, PRESETS
 
 # Run from the repository: its sample and packaging/rocm; installed: no default artifacts and
 # the profile copy shipped inside the package (wheelyard.profile.location).
 DEFAULT_ARTIFACTS = default_artifacts()
-DEFAULT_PROFILE = default_profile()
 
 
 def configure_parser(subparsers: Any, name: str) -> None:
@@ -51,12 +51,7 @@ def configure_parser(subparsers: Any, name: str) -> None:
         "(default: profile base_version.dev0)",
     )
     add_release_arguments(parser, required=False)
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        default=DEFAULT_PROFILE,
-        help=f"profile directory (default: {DEFAULT_PROFILE})",
-    )
+    add_profile_argument(parser)
     parser.add_argument(
         "--jobs",
         type=int,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-from wheelyard.cli.build import DEFAULT_PROFILE
+from wheelyard.cli._options import add_profile_argument
 from wheelyard.profile import load_profile
 from wheelyard.report import Reporter
 
@@ -20,12 +19,7 @@ def configure_parser(subparsers: Any, name: str) -> None:
         description="List the GPU families of a profile and the targets each covers. Every "
         "single target is also accepted as a family of its own.",
     )
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        default=DEFAULT_PROFILE,
-        help=f"profile directory (default: {DEFAULT_PROFILE})",
-    )
+    add_profile_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(execute=execute)
 

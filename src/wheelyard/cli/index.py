@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wheelyard.cli.build import DEFAULT_PROFILE
+from wheelyard.cli._options import add_profile_argument
 from wheelyard.errors import UsageError
 from wheelyard.index import FetchLimits, make_fetch, make_index
 from wheelyard.profile import load_profile
@@ -46,13 +46,7 @@ def configure_parser(subparsers: Any, name: str) -> None:
         default=None,
         help="public URL of the dist directory, used in the landing page's install commands",
     )
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        default=DEFAULT_PROFILE,
-        help=f"profile directory whose families are the only ones indexed "
-        f"(default: {DEFAULT_PROFILE})",
-    )
+    add_profile_argument(parser, purpose=" whose families are the only ones indexed")
     parser.add_argument(
         "--fetch-timeout",
         type=float,

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wheelyard.cli.build import DEFAULT_PROFILE
+from wheelyard.cli._options import add_profile_argument
 from wheelyard.release import SmokeOptions, failures, promote, report_checks, smoke
 from wheelyard.report import Reporter
 
@@ -25,7 +25,7 @@ def configure_parser(subparsers: Any, name: str) -> None:
     parser.add_argument("--out", type=Path, required=True, help="a new or empty directory")
     parser.add_argument("--no-verify", action="store_true", help="skip the smoke checks")
     parser.add_argument("--no-install", action="store_true", help="smoke without the install")
-    parser.add_argument("--profile", type=Path, default=DEFAULT_PROFILE)
+    add_profile_argument(parser)
     parser.set_defaults(execute=execute)
 
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wheelyard.cli.build import DEFAULT_PROFILE
+from wheelyard.cli._options import add_profile_argument
 from wheelyard.errors import UsageError
 from wheelyard.profile import load_profile
 from wheelyard.release import BucketPromotion, promote_to_bucket, publish, release_prefix
@@ -36,7 +36,7 @@ def configure_parser(subparsers: Any, name: str) -> None:
     parser.add_argument(
         "--execute", dest="upload", action="store_true", help="upload (default: dry run)"
     )
-    parser.add_argument("--profile", type=Path, default=DEFAULT_PROFILE)
+    add_profile_argument(parser)
     bucket = parser.add_argument_group(
         "--to-bucket",
         "copy a tested run's set server-side into a release bucket prefix, never replacing a "

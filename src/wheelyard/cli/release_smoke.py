@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wheelyard.cli.build import DEFAULT_PROFILE
+from wheelyard.cli._options import add_profile_argument
 from wheelyard.errors import UsageError
 from wheelyard.release import SmokeOptions, failures, report_checks, smoke
 from wheelyard.report import Reporter
@@ -33,7 +33,7 @@ def configure_parser(subparsers: Any, name: str) -> None:
     parser.add_argument("--allow-dev", action="store_true", help="accept .dev and +local versions")
     parser.add_argument("--no-install", action="store_true", help="skip the install test")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--profile", type=Path, default=DEFAULT_PROFILE)
+    add_profile_argument(parser)
     parser.set_defaults(execute=execute)
 
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wheelyard.cli.build import DEFAULT_PROFILE
+from wheelyard.cli._options import add_profile_argument
 from wheelyard.errors import UsageError
 from wheelyard.profile import FamilyRegistry
 from wheelyard.testing import (
@@ -60,7 +60,7 @@ def configure_parser(subparsers: Any, name: str) -> None:
     parser.add_argument("--timeout", type=_seconds, default=1800.0, help="default: 1800 seconds")
     parser.add_argument("--venv", type=Path, help="environment (default: build/test-env/FAMILY)")
     parser.add_argument("--junitxml", type=Path, help="default: build/test-results/FAMILY.xml")
-    parser.add_argument("--profile", type=Path, default=DEFAULT_PROFILE)
+    add_profile_argument(parser)
     parser.set_defaults(execute=execute)
 
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from wheelyard.cli._options import add_profile_argument
 from wheelyard.errors import UsageError
-from wheelyard.profile import default_profile
 from wheelyard.report import Reporter
 from wheelyard.upload import (
     PLATFORMS,
@@ -26,8 +26,6 @@ from wheelyard.upload import (
     report_upload,
     select_location,
 )
-
-DEFAULT_PROFILE = default_profile()  # the checkout's packaging/rocm, or the packaged copy
 
 
 def _positive(text: str) -> int:
@@ -53,12 +51,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint-url", help="S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: AWS)"
     )
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        default=DEFAULT_PROFILE,
-        help=f"profile directory (default: {DEFAULT_PROFILE})",
-    )
+    add_profile_argument(parser)
     parser.add_argument(
         "--jobs", type=_positive, default=8, help="concurrent transfers (default: 8)"
     )

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from pathlib import Path
 from typing import Any
 
+from wheelyard.cli._options import add_profile_argument
 from wheelyard.profile import (
     RELEASE_TYPES,
     ReleaseSpec,
-    default_profile,
     load_profile,
     release_version,
 )
-
-DEFAULT_PROFILE = default_profile()  # the checkout's packaging/rocm, or the packaged copy
 
 
 def add_release_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -51,12 +48,7 @@ def configure_parser(subparsers: Any, name: str) -> None:
         "profile's base_version.",
     )
     add_release_arguments(parser, required=True)
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        default=DEFAULT_PROFILE,
-        help=f"profile directory (default: {DEFAULT_PROFILE})",
-    )
+    add_profile_argument(parser)
     parser.set_defaults(execute=execute)
 
 

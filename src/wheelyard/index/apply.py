@@ -48,9 +48,10 @@ def import_file(source: Path, destination: Path) -> None:
     temporary = _temporary(destination)
     try:
         try:
-            os.link(source, temporary)
+            os.link(source, temporary, follow_symlinks=False)
         except OSError:
-            with open(source, "rb") as handle:
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with open(fd, "rb") as handle:
                 _write_exclusive(temporary, iter(lambda: handle.read(1 << 20), b""))
         os.replace(temporary, destination)  # noqa: PTH105 - as above
     finally:

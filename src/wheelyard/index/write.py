@@ -53,6 +53,7 @@ from wheelyard.index.source import (
     scan_dist,
 )
 from wheelyard.profile import FamilyRegistry
+from wheelyard.wheelfile import hash_file
 
 DEFAULT_META_PROJECTS = ("rocm",)
 
@@ -198,8 +199,9 @@ def _carry_over(
             if _samefile(kept.root, dist) or not source.is_file():
                 problems.append(f"{entry.location}: listed by {kept.root} but the file is missing")
                 continue
-            if source.stat().st_size != entry.size:
-                problems.append(f"{source}: size differs from what its index lists")
+            problem = _foreign_source(kept.root, source, entry)
+            if problem is not None:
+                problems.append(f"{source}: {problem}")
                 continue
             if entry.location not in metadata:
                 metadata[entry.location] = read_wheel_metadata(source)
@@ -210,6 +212,18 @@ def _carry_over(
             )
         files_by_ns[name] = [updated.get(f.filename, f) for f in merged_ns.files]
     return files_by_ns, imports
+
+
+def _foreign_source(root: Path, source: Path, entry: IndexFile) -> str | None:
+    """Why a file of a merged directory may not be imported: it must be a regular file (not a
+    link) inside that directory, with the bytes its index lists."""
+    if source.is_symlink() or not source.resolve().is_relative_to(root.resolve()):
+        return "is a link or lies outside the merged index; only its own files are imported"
+    if source.stat().st_size != entry.size:
+        return "size differs from what its index lists"
+    if hash_file(source).sha256 != entry.sha256:
+        return "sha256 differs from what its index lists"
+    return None
 
 
 def _read_inputs(

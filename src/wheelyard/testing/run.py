@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from wheelyard.errors import WheelTestError
+from wheelyard.errors import ExternalToolError, WheelTestError
 from wheelyard.testing.installers import (
     InstallerName,
     InstallSource,
@@ -108,18 +108,27 @@ def plan_test(options: FamilyTestOptions, *, fetch: Fetch | None = None) -> Fami
     )
 
 
+INSTALL_TIMEOUT = 1800.0
+"""Seconds one venv creation or install may take before it is stopped (a stalled index)."""
+
+
 def subprocess_runner(
     cmd: Sequence[str], env: Mapping[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(cmd),
-        env=dict(env),
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    """Run an installer step, bounded by :data:`INSTALL_TIMEOUT`; a hang is an error."""
+    try:
+        return subprocess.run(
+            list(cmd),
+            env=dict(env),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            timeout=INSTALL_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise ExternalToolError(list(cmd), -1, f"timed out after {INSTALL_TIMEOUT:g} s") from None
 
 
 def _fresh(venv: Path, family: str) -> None:

@@ -8,21 +8,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
-from urllib.request import urlopen
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from wheelyard.errors import WheelTestError
+from wheelyard.errors import IndexError_, WheelTestError
+from wheelyard.index import FetchLimits, make_fetch
+from wheelyard.report import printable
 
 Fetch = Callable[[str], str]
 _HREF = re.compile(r"""href\s*=\s*["']([^"'#]+\.whl)(?:#[^"']*)?["']""", re.IGNORECASE)
-_FETCH_TIMEOUT = 60
+# A page of links: one deadline from connect to last byte, and a size cap (a stalled or endless
+# server is given up on), through the index's bounded reader.
+_FETCH = make_fetch(FetchLimits(timeout=60.0, max_bytes=16 << 20))
 
 
 def http_fetch(url: str) -> str:
     """The text of ``url`` (the one network read of this module)."""
-    with urlopen(url, timeout=_FETCH_TIMEOUT) as response:  # noqa: S310 - our own index
-        return str(response.read().decode("utf-8", "replace"))
+    response = _FETCH("GET", url, "text/html")
+    if response.status != 200:
+        raise IndexError_(
+            f"{printable(url)}: HTTP {response.status}", hint="check the find-links URL"
+        )
+    return response.body.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, kw_only=True)

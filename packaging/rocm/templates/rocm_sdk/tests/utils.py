@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import glob
 import os
 import re
@@ -150,11 +151,17 @@ def _is_host_shared_object(path: str) -> bool:
     header = _elf_header(path)
     if header is None:
         return False
-    host = _elf_header(os.path.realpath(sys.executable))
+    host = _host_header()
     if host is not None and header[4:6] + header[18:20] != host[4:6] + host[18:20]:
         return False
     e_type = int.from_bytes(header[16:18], "little" if header[5] == 1 else "big")
     return e_type == 3  # ET_DYN
+
+
+@functools.lru_cache(maxsize=1)
+def _host_header() -> Optional[bytes]:
+    """The interpreter's ELF header: read once, compared with every candidate library."""
+    return _elf_header(os.path.realpath(sys.executable))
 
 
 def _elf_header(path: str) -> Optional[bytes]:
