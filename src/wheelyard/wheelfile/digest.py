@@ -27,3 +27,16 @@ def hash_file(path: Path) -> FileDigest:
             digest.update(view[:count])
             size += count
     return FileDigest(digest.hexdigest(), size)
+
+
+def same_bytes(one: Path, other: Path) -> bool:
+    """Whether two files hold the same bytes: sizes first, then both streamed side by side."""
+    if one.stat().st_size != other.stat().st_size:
+        return False
+    with open(one, "rb") as left, open(other, "rb") as right:  # buffered: full blocks
+        while True:
+            data = left.read(_BLOCK)
+            if data != right.read(_BLOCK):
+                return False
+            if not data:
+                return True
