@@ -8,13 +8,14 @@ from __future__ import annotations
 import io
 import lzma
 import os
+import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import zstandard
-from tests.conftest import Link, make_artifact, run_wheelyard
+from tests.conftest import SAMPLE, Link, make_artifact, run_wheelyard
 from tests.integration._canary import plant_canary, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -317,3 +318,12 @@ def test_symlinked_artifact(scene: Scene, tmp_path: Path, what: str) -> None:
         link = scene.artifacts / real.name
     link.symlink_to(real)
     _refused(scene, link.name, "is a symlink", "not followed")
+
+
+def test_link_chain_across_artifacts_leaving_the_tree(scene: Scene) -> None:
+    # Each artifact's link stays inside its own tree; merged into one family tree, and resolved
+    # as the kernel would (`share/esc` -> `share/hop/..`, `share/hop` -> `..`), they climb out.
+    shutil.copytree(SAMPLE, scene.artifacts, symlinks=True, dirs_exist_ok=True)
+    make_artifact(scene.artifacts, "rocwmma_dev_generic", {"share/hop": Link("..")})
+    make_artifact(scene.artifacts, "flatbuffers_dev_generic", {"share/esc": Link("hop/..")})
+    _refused(scene, "symlink share/esc leads out of the installed tree")

@@ -115,3 +115,29 @@ def test_two_libraries_claiming_one_soname() -> None:
             tree=_tree(one, two), elf={one.source: _lib("libx.so.1"), two.source: _lib("libx.so.1")}
         )
     assert "lib/libx.so.1.1" in str(info.value)
+
+
+def test_links_through_a_directory_link_are_followed() -> None:
+    tree = _tree(
+        _file("lib/llvm/bin/clang", executable=True),
+        _link("llvm", "lib/llvm"),
+        _link("bin/clang", "../llvm/bin/clang"),
+    )
+    links = TreeLinks(tree=tree, elf={})
+    resolution = links.resolve("bin/clang")
+    assert (resolution.kind, resolution.path) == ("file", "lib/llvm/bin/clang")
+
+
+def test_dot_dot_applies_where_a_link_led_not_to_its_text() -> None:
+    # Each link alone stays inside; together, resolved as the kernel does, they climb out.
+    tree = _tree(_file("sub/x"), _link("sub/up", ".."), _link("y", "sub/up/.."))
+    links = TreeLinks(tree=tree, elf={})
+    with pytest.raises(SplitError, match="leads out of the installed tree") as caught:
+        links.resolve("y")
+    assert "y" in str(caught.value)
+
+
+def test_a_missing_directory_in_the_middle_is_dangling() -> None:
+    tree = _tree(_file("lib/a"), _link("lib/b", "missing/../a"))
+    links = TreeLinks(tree=tree, elf={})
+    assert links.resolve("lib/b").kind == "dangling"

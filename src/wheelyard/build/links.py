@@ -15,6 +15,7 @@ Wheels cannot hold symlinks, so:
 from __future__ import annotations
 
 import posixpath
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Literal
 from wheelyard.artifacts import StagedFile
 from wheelyard.elf import ElfInfo
 from wheelyard.errors import SplitError
+from wheelyard.report import printable
 
 LinkKind = Literal["file", "dir", "dangling"]
 _MAX_HOPS = 40
@@ -80,19 +82,45 @@ class TreeLinks:
         return staged is not None and staged.kind == "file"
 
     def resolve(self, path: str) -> Resolution:
-        current = path
-        for _ in range(_MAX_HOPS):
-            staged = self.tree.get(current)
-            if staged is None:
-                kind: LinkKind = "dir" if current in self._dirs else "dangling"
-                return Resolution(kind=kind, path=current)
-            if staged.kind == "file":
-                return Resolution(kind="file", path=current)
-            assert staged.link_target is not None
-            current = posixpath.normpath(
-                posixpath.join(posixpath.dirname(current), staged.link_target)
-            )
-        return Resolution(kind="dangling", path=current)
+        """Where ``path`` leads in this family's merged tree, component by component, as the
+        kernel resolves it: links in the middle of a path are followed, and ``..`` applies to
+        where a link led, not to its text. A chain that climbs out of the tree (through links
+        of several artifacts, each harmless alone) is an error naming the path."""
+        current: list[str] = []
+        components = deque(path.split("/"))
+        hops = 0
+        while components:
+            part = components.popleft()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not current:
+                    raise _escape(path)
+                current.pop()
+                continue
+            candidate = "/".join([*current, part])
+            staged = self.tree.get(candidate)
+            if staged is not None and staged.kind != "file":
+                hops += 1
+                target = staged.link_target or ""
+                if hops > _MAX_HOPS:
+                    return Resolution(kind="dangling", path=candidate)
+                if target.startswith("/"):
+                    raise _escape(path)
+                components.extendleft(reversed(target.split("/")))  # from the link's directory
+                continue
+            if (
+                staged is None
+                and candidate not in self._dirs
+                and any(c not in ("", ".") for c in components)
+            ):
+                return Resolution(kind="dangling", path=candidate)  # the kernel stops here too
+            current.append(part)
+        final = "/".join(current)
+        if self._is_regular(final):
+            return Resolution(kind="file", path=final)
+        kind: LinkKind = "dir" if final in self._dirs or not final else "dangling"
+        return Resolution(kind=kind, path=final)
 
     def is_library_alias(self, path: str) -> bool:
         """A symlink resolving to a shared library (a soname chain member)."""
@@ -139,3 +167,12 @@ def runtime_payload(
                 Payload(path=staged.path, staged=target, executable=target.executable),
             )
     return [payload[path] for path in sorted(payload)]
+
+
+def _escape(path: str) -> SplitError:
+    shown = printable(path)
+    return SplitError(
+        f"symlink {shown} leads out of the installed tree",
+        [f"{shown}: its chain of links, resolved in the family's merged tree, climbs above it"],
+        hint="links may only point inside the tree; fix the link chain in the artifacts",
+    )
