@@ -29,7 +29,11 @@ class WheelFacts:
     version: str | None  # from METADATA (the filename's when METADATA is unreadable)
 
 
-def _record_problems(archive: zipfile.ZipFile, record_name: str) -> list[str]:
+def _record_problems(
+    archive: zipfile.ZipFile, record_name: str, digests: dict[str, tuple[bytes, int]]
+) -> list[str]:
+    """RECORD against the members: ``digests`` holds each member's sha256 and size, from the
+    one streamed read of :func:`_scan` (a member is never read whole into memory)."""
     problems: list[str] = []
     rows = list(csv.reader(io.StringIO(archive.read(record_name).decode("utf-8"))))
     listed: set[str] = set()
@@ -51,12 +55,12 @@ def _record_problems(archive: zipfile.ZipFile, record_name: str) -> list[str]:
         if algorithm not in ("sha256", "sha384", "sha512"):
             problems.append(f"{path}: hash {algorithm or 'missing'} (need sha256 or stronger)")
             continue
-        data = archive.read(path)
-        actual = base64.urlsafe_b64encode(hashlib.new(algorithm, data).digest()).rstrip(b"=")
+        raw, length = digests[path] if algorithm == "sha256" else _digest(archive, path, algorithm)
+        actual = base64.urlsafe_b64encode(raw).rstrip(b"=")
         if actual.decode() != expected:
             problems.append(f"{path}: hash mismatch")
-        if size != str(len(data)):
-            problems.append(f"{path}: size {size} in RECORD, {len(data)} in the wheel")
+        if size != str(length):
+            problems.append(f"{path}: size {size} in RECORD, {length} in the wheel")
     unlisted = sorted(set(members) - listed - {record_name})
     problems.extend(
         f"{path} is not in RECORD" for path in unlisted if not path.endswith(_SIGNATURES)
@@ -64,16 +68,28 @@ def _record_problems(archive: zipfile.ZipFile, record_name: str) -> list[str]:
     return problems
 
 
-def _first_bad_member(archive: zipfile.ZipFile) -> str | None:
-    """Read every member to its end (checking its CRC); the first that fails, and why."""
+def _digest(archive: zipfile.ZipFile, path: str, algorithm: str) -> tuple[bytes, int]:
+    """A member's digest and size, streamed."""
+    digest, length = hashlib.new(algorithm), 0
+    with archive.open(path) as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+            length += len(chunk)
+    return digest.digest(), length
+
+
+def _scan(archive: zipfile.ZipFile) -> tuple[str | None, dict[str, tuple[bytes, int]]]:
+    """Read every member once to its end (checking its CRC): the first that fails and why,
+    and each member's sha256 and size for the RECORD check."""
+    digests: dict[str, tuple[bytes, int]] = {}
     for info in archive.infolist():
+        if info.is_dir():
+            continue
         try:
-            with archive.open(info) as stream:
-                while stream.read(1 << 20):
-                    pass
+            digests[info.filename] = _digest(archive, info.filename, "sha256")
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            return f"{info.filename}: {exc}"
-    return None
+            return f"{info.filename}: {exc}", digests
+    return None, digests
 
 
 def _dist_info_check(archive: zipfile.ZipFile, label: str) -> tuple[Check, str | None]:
@@ -126,7 +142,7 @@ def verify_wheel(
         dist, file_version = None, None
     try:
         with zipfile.ZipFile(path) as archive:
-            bad = _first_bad_member(archive)
+            bad, digests = _scan(archive)
             if bad is not None:
                 add("zip-crc", False, bad)
                 return checks, facts
@@ -138,7 +154,7 @@ def verify_wheel(
             if dist is not None and file_version is not None:
                 tops = {name.split("/", 1)[0] for name in archive.namelist()}
                 checks.append(_names_check(label, tops, info, str(dist), str(file_version)))
-            problems = _record_problems(archive, f"{info}/RECORD")
+            problems = _record_problems(archive, f"{info}/RECORD", digests)
             add("record", not problems, "; ".join(problems[:3]) or "every hash and size")
             raw = archive.read(f"{info}/METADATA")
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, UnicodeDecodeError) as exc:
