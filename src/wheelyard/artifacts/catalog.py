@@ -161,7 +161,7 @@ def read_artifact(
     return Artifact(name=source.name, root=root, files=tuple(_walk_tree(source.name, root)))
 
 
-def _stage_roots(name: ArtifactName, root: Path) -> list[Path]:
+def _stage_roots(root: Path) -> list[Path]:
     manifest = root / MANIFEST
     data = read_regular_file(manifest, what="manifest", limit=MANIFEST_LIMIT)
     if data is None:
@@ -197,7 +197,7 @@ def _stage_roots(name: ArtifactName, root: Path) -> list[Path]:
 
 def _walk_tree(name: ArtifactName, root: Path) -> Iterator[StagedFile]:
     seen: dict[str, Path] = {}
-    for stage in _stage_roots(name, root):
+    for stage in _stage_roots(root):
         for staged in _walk_stage(name, stage):
             if staged.path in seen:
                 raise ArtifactError(

@@ -167,9 +167,6 @@ class RunLocation:
         """The key of a dist-relative path (the dist root is the run's ``python/``)."""
         return self.python_prefix + check_relative_key(relative)
 
-    def artifact_key(self, name: str) -> str:
-        return self.run_prefix + check_relative_key(name)
-
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
